@@ -1,0 +1,98 @@
+# The front door (STYLE.md habit 4): CI calls only `make test`, developers `make up` and `make test`.
+# Ports, topics and database URLs come from deploy/local.env, the one source of settings; the deploy/
+# scripts read it themselves, this file only to print URLs and to point the tests at the infrastructure.
+# Note: Make lets the values in deploy/local.env win over the environment here; the scripts and the
+# services let the environment win. Override with `make -e` if you need both to agree on an override.
+
+include deploy/local.env
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+TOOLS := .local/tools
+UV := $(TOOLS)/bin/uv
+PY := .venv/bin/python
+# The machine's own Python 3.11, never a downloaded interpreter.
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+
+TEST_ENV := TEST_KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS) TEST_PG_ADMIN_URL=$(PG_ADMIN_URL)
+PYTEST := $(TEST_ENV) $(PY) -m pytest
+# Test folders that exist (others add theirs); pytest exits 5 when a folder holds no tests yet.
+TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
+
+.PHONY: help install infra-up infra-down up down test lint fmt unit integration e2e bench token
+
+help: ## List the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV) ## Install everything: uv, the venv (uv.lock), Kafka jars, PostgreSQL 15 if missing
+	$(UV) sync --frozen --all-packages
+	deploy/kafka/fetch.sh
+	deploy/postgres/install.sh
+
+infra-up: install ## Start PostgreSQL and Kafka; create databases and topics (idempotent)
+	deploy/infra-up.sh
+
+infra-down: ## Stop Kafka and PostgreSQL (data kept in .local/)
+	deploy/infra-down.sh
+
+up: install ## Start infra and every service in the foreground; Ctrl-C stops all of it
+	@echo "units          http://127.0.0.1:$(UNITS_PORT)/docs"
+	@echo "equipment      http://127.0.0.1:$(EQUIPMENT_PORT)/docs"
+	@echo "compliance     http://127.0.0.1:$(COMPLIANCE_PORT)/docs"
+	@echo "registry-sync  http://127.0.0.1:$(REGISTRY_SYNC_PORT)/docs"
+	deploy/with-infra.sh .venv/bin/honcho start -f Procfile -e deploy/local.env
+
+down: infra-down ## Stop everything `make up` or `make infra-up` left running
+
+test: install ## Install, start infra if needed, lint, run unit → integration → e2e; stop what it started
+	deploy/with-infra.sh $(MAKE) --no-print-directory check
+
+# What `make test` runs once the infrastructure is up: lint and the tests both run, and either failing
+# fails the target, so one CI run reports both.
+.PHONY: check
+check:
+	@status=0; \
+	$(MAKE) --no-print-directory lint || status=1; \
+	$(PYTEST) $(TEST_DIRS) || status=1; \
+	exit $$status
+
+lint: ## ruff format --check, ruff check, mypy --strict, import-linter
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+fmt: ## Format and autofix
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+unit: ## Unit tests only (no infrastructure)
+	$(PY) -m pytest tests/unit
+
+integration: ## Integration tests (needs `make infra-up`)
+	@[ -d tests/integration ] || { echo "no integration tests yet"; exit 0; }; \
+	$(PYTEST) tests/integration; status=$$?; [ $$status -eq 5 ] && exit 0 || exit $$status
+
+e2e: ## End-to-end tests (needs `make infra-up`)
+	@[ -d tests/e2e ] || { echo "no e2e tests yet"; exit 0; }; \
+	$(PYTEST) tests/e2e; status=$$?; [ $$status -eq 5 ] && exit 0 || exit $$status
+
+bench: ## Run every tests/bench/bench_*.py (needs `make infra-up`)
+	@shopt -s nullglob; benches=(tests/bench/bench_*.py); \
+	[ $${#benches[@]} -gt 0 ] || { echo "no benchmarks yet"; exit 0; }; \
+	for f in "$${benches[@]}"; do \
+		m=$${f%.py}; m=$${m//\//.}; echo "== $$m"; $(TEST_ENV) $(PY) -m $$m; \
+	done
+
+token: ## Mint a development token: make token USER=<user id>
+	@# USER is also the login name in the environment: only a USER given on the command line counts.
+	@[ "$(origin USER)" = "command line" ] || { echo "usage: make token USER=<user id>"; exit 2; }
+	$(UV) run --frozen python -m shared.devissuer mint --user $(USER)

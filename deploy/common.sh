@@ -1,0 +1,56 @@
+# shellcheck shell=bash
+# Sourced by every deploy/*.sh script: repository paths, deploy/local.env, and small helpers.
+#
+# Why this exists: the Makefile, the scripts, the services and docker-compose must agree on every port
+# and name, so they all read deploy/local.env. Values already in the process environment win, as they do
+# for the services' pydantic settings.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOCAL="$ROOT/.local"
+VENV_PY="$ROOT/.venv/bin/python"
+
+load_local_env() {
+    local line key value
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        [[ -z "$line" || "$line" == \#* ]] && continue
+        key="${line%%=*}"
+        value="${line#*=}"
+        if [[ -z "${!key+set}" ]]; then
+            export "$key=$value"
+        fi
+    done <"$ROOT/deploy/local.env"
+}
+load_local_env
+
+KAFKA_HOME="$LOCAL/kafka"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+KAFKA_DATA="$KAFKA_HOME/data"
+KAFKA_LOGS="$KAFKA_HOME/logs"
+KAFKA_PID="$KAFKA_HOME/kafka.pid"
+
+PG_HOME="$LOCAL/postgres"
+PG_DATA="$PG_HOME/data"
+PG_RUN="$PG_HOME/run"
+PG_LOG="$PG_HOME/log"
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+
+say() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+# Run as root when we are root, otherwise through sudo (apt-get and chown need it).
+as_root() {
+    if [[ "$(id -u)" == 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# initdb and postgres refuse to run as root; a non-root developer runs them as themself.
+as_pg_owner() {
+    if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# A process that exited but was not reaped yet (a zombie: possible when PID 1 of a container does not
+# reap) still answers `kill -0`; count it as gone.
+proc_running() {
+    kill -0 "$1" 2>/dev/null || return 1
+    [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != "Z" ]]
+}
+pid_alive() { [[ -f "$1" ]] && proc_running "$(cat "$1")"; }
