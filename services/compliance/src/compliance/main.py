@@ -1,0 +1,66 @@
+"""Composition root of the compliance service: builds its HTTP app and runs its processes.
+
+Why this exists: nothing happens at import time (STYLE.md habit 5). `create_app` builds the FastAPI
+app; its lifespan opens the database engine and the Kafka probe and keeps them on ``app.state``.
+`serve` is the ``compliance-api`` console script; `run_worker_cli` is ``compliance-worker``.
+
+Usage::
+
+    app = create_app(Settings(database_url=..., kafka_bootstrap_servers=..., port=0))
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from compliance.api import router
+from compliance.settings import Settings
+from shared.clock import Clock, SystemClock
+from shared.web import create_service_app, open_infrastructure
+
+DESCRIPTION = "Owns campaigns, windows, deadline extensions and the public compliance reports."
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()) -> FastAPI:  # noqa: B008  (the clock is immutable; a default instance is shared safely)
+    """Return the compliance HTTP app; settings come from the environment unless given."""
+    resolved = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = resolved
+        app.state.clock = clock
+        async with open_infrastructure(app, resolved, resolved, topics=resolved.readiness_topics()):
+            yield
+
+    app = create_service_app(
+        title="ICT Cadastre: compliance", description=DESCRIPTION, lifespan=lifespan
+    )
+    app.include_router(router)
+    return app
+
+
+def serve() -> None:
+    """Run the HTTP API on the configured host and port (the ``compliance-api`` script)."""
+    settings = Settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        # Ctrl-C under honcho: finish in-flight requests, but never hang the shutdown of `make up`.
+        timeout_graceful_shutdown=5,
+    )
+
+
+def run_worker_cli() -> None:
+    """Refuse to start: compliance has no background work yet (its ``-worker`` script)."""
+    # The outbox relay and projectors arrive with the kernel (issue 3); until then a worker that
+    # idles would only pretend to work, so the Procfile lists no worker and this exits non-zero.
+    raise SystemExit(
+        "compliance-worker: this service has no background work yet; "
+        "its outbox relay and projectors come with the kernel (issue 3)."
+    )
