@@ -1,0 +1,202 @@
+"""The recorded event and its CloudEvents 1.0 form (Kafka protocol binding, binary content mode).
+
+Why this exists: a stored event is more than its payload: it has an id, a stream and version, a global
+position in its service's store, who did it and why (actor, correlation, causation), the trace it
+belongs to, and its place in the stream's hash chain. `RecordedEvent` carries all of that; it travels
+on Kafka as a record whose key is the stream id, whose value is the JSON payload, and whose headers are
+the CloudEvents attributes (`ce_<attribute>`), as the Kafka protocol binding's binary mode prescribes.
+
+Extensions (CloudEvents names are lower-case alphanumerics): `streamversion`, `position`,
+`schemaversion`, `unitid`, `actorid`, `actorrole`, `correlationid`, `causationid`, `traceparent`,
+`prevhash`, `hash`.
+
+Notes: the structured form (`to_cloudevent()`/`from_cloudevent()`) is what exports hold, one JSON object
+per line; `shared.hashchain.verify` checks such an export offline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from shared.events.base import Event, decode
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+
+class EnvelopeDecodeError(ValueError):
+    """A Kafka record or export line is not a valid CloudEvent of ours."""
+
+
+def format_time(instant: datetime) -> str:
+    """Return RFC 3339 UTC with microseconds and a `Z`: one spelling, so hashes are stable."""
+    if instant.tzinfo is None:
+        raise ValueError("event times must be aware")
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 time back into an aware UTC datetime."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"time without offset: {text!r}")
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who caused an event: a user id (or a system principal) and the role they acted in."""
+
+    user_id: str
+    role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """One event as stored and published, with every attribute of its envelope."""
+
+    event_id: UUID
+    source: str
+    stream_id: str
+    version: int
+    position: int
+    type: str
+    schema_version: int
+    data: Mapping[str, Any]
+    recorded_at: datetime
+    unit_id: str | None = None
+    actor: Actor | None = None
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+    traceparent: str | None = None
+    prevhash: str = ""
+    hash: str = ""
+    _decoded: list[Event] = field(default_factory=list, compare=False, repr=False)
+
+    def event(self) -> Event:
+        """Return the typed event, upcast to the current schema (decoded once, then cached)."""
+        if not self._decoded:
+            self._decoded.append(decode(self.type, self.schema_version, dict(self.data)))
+        return self._decoded[0]
+
+    def hashed_attributes(self, time_text: str | None = None) -> dict[str, Any]:
+        """Return what the hash covers: every attribute that says what happened, not how it travelled.
+
+        `time_text` is `format_time(self.recorded_at)` when the caller already has it.
+        """
+        return {
+            "id": str(self.event_id),
+            "source": self.source,
+            "subject": self.stream_id,
+            "type": self.type,
+            "schemaversion": self.schema_version,
+            "time": time_text or format_time(self.recorded_at),
+            "unitid": self.unit_id,
+            "actorid": self.actor.user_id if self.actor else None,
+            "actorrole": self.actor.role if self.actor else None,
+            "correlationid": str(self.correlation_id) if self.correlation_id else None,
+            "causationid": str(self.causation_id) if self.causation_id else None,
+            "data": self.data,
+        }
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        """Return the CloudEvents structured form (JSON), as exports hold it."""
+        attributes: dict[str, Any] = {
+            "specversion": SPEC_VERSION,
+            "datacontenttype": CONTENT_TYPE,
+            **{k: v for k, v in self.hashed_attributes().items() if k != "data"},
+            "streamversion": self.version,
+            "position": self.position,
+            "traceparent": self.traceparent,
+            "prevhash": self.prevhash,
+            "hash": self.hash,
+        }
+        attributes = {k: v for k, v in attributes.items() if v is not None}
+        attributes["data"] = self.data
+        return attributes
+
+    @classmethod
+    def from_cloudevent(cls, doc: Mapping[str, Any]) -> RecordedEvent:
+        """Build a recorded event from its structured CloudEvents form."""
+        try:
+            if doc.get("specversion") != SPEC_VERSION:
+                raise EnvelopeDecodeError(f"specversion {doc.get('specversion')!r} is not 1.0")
+            actor_id = doc.get("actorid")
+            return cls(
+                event_id=UUID(str(doc["id"])),
+                source=str(doc["source"]),
+                stream_id=str(doc["subject"]),
+                version=int(doc["streamversion"]),
+                position=int(doc.get("position", 0)),
+                type=str(doc["type"]),
+                schema_version=int(doc.get("schemaversion", 1)),
+                data=dict(doc["data"]),
+                recorded_at=parse_time(str(doc["time"])),
+                unit_id=doc.get("unitid"),
+                actor=Actor(str(actor_id), doc.get("actorrole")) if actor_id else None,
+                correlation_id=_uuid_or_none(doc.get("correlationid")),
+                causation_id=_uuid_or_none(doc.get("causationid")),
+                traceparent=doc.get("traceparent"),
+                prevhash=str(doc.get("prevhash", "")),
+                hash=str(doc.get("hash", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, EnvelopeDecodeError):
+                raise
+            raise EnvelopeDecodeError(f"not a CloudEvent of ours: {exc!r}") from exc
+
+    def kafka_key(self) -> bytes:
+        """Return the record key: the stream id, so each stream stays in one partition, in order."""
+        return self.stream_id.encode("utf-8")
+
+    def kafka_value(self) -> bytes:
+        """Return the record value: the JSON payload (binary content mode)."""
+        return json.dumps(self.data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        """Return the CloudEvents attributes as `ce_*` headers, plus a W3C `traceparent` header."""
+        headers = [("content-type", CONTENT_TYPE.encode())]
+        for name, value in self.to_cloudevent().items():
+            if name in ("data", "datacontenttype"):
+                continue
+            headers.append((f"ce_{name}", str(value).encode("utf-8")))
+        if self.traceparent:
+            headers.append(("traceparent", self.traceparent.encode("ascii")))
+        return headers
+
+    @classmethod
+    def from_kafka(
+        cls, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+    ) -> RecordedEvent:
+        """Rebuild a recorded event from a Kafka record (binary content mode)."""
+        attributes: dict[str, Any] = {}
+        for name, raw in headers:
+            if name.startswith("ce_"):
+                attributes[name[3:]] = raw.decode("utf-8")
+        if value is None:
+            raise EnvelopeDecodeError("record without a value")
+        try:
+            attributes["data"] = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EnvelopeDecodeError(f"value is not JSON: {exc}") from exc
+        if not isinstance(attributes["data"], dict):
+            raise EnvelopeDecodeError("value is not a JSON object")
+        recorded = cls.from_cloudevent(attributes)
+        if key is not None and key.decode("utf-8", "replace") != recorded.stream_id:
+            raise EnvelopeDecodeError("record key differs from ce_subject")
+        return recorded
+
+
+def _uuid_or_none(value: Any) -> UUID | None:
+    return UUID(str(value)) if value else None
+
+
+def export_lines(events: Iterable[RecordedEvent]) -> Iterable[str]:
+    """Yield one JSON line per event: the export format auditors verify offline."""
+    for event in events:
+        yield json.dumps(event.to_cloudevent(), ensure_ascii=False, sort_keys=True) + "\n"

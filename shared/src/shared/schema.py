@@ -1,0 +1,198 @@
+"""The kernel's tables, present in every service's database.
+
+Why this exists: the event store, its outbox, snapshots, idempotency keys and projection offsets are
+the same in every service (ARCHITECTURE.md §4); each service's migrations create them through the
+kernel's own Alembic branch (`shared/migrations`), so one definition serves all four databases.
+
+Tables:
+- `events`: the log. `position` is gap-free and in commit order (assigned under the single-row lock of
+  `event_positions`); `UNIQUE(stream_id, version)` is the optimistic-concurrency guard.
+- `outbox`: positions not yet published to Kafka; written in the append's transaction, removed by the
+  relay once the broker acknowledged them (the event itself stays in `events` for ever).
+- `snapshots`: the latest folded state of a stream, to bound load time of long streams.
+- `idempotency_keys`: the first response to a request carrying an `Idempotency-Key`.
+- `projection_offsets`: per projection and partition, the last Kafka offset applied and the highest
+  source position seen, written in the same transaction as the read-model changes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import NAMING_CONVENTION
+
+kernel_metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+events = Table(
+    "events",
+    kernel_metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("stream_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("schema_version", SmallInteger, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("unit_id", Text),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("prevhash", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+    UniqueConstraint("stream_id", "version", name="uq_events_stream_id_version"),
+    CheckConstraint("version > 0", name="version_positive"),
+    Index("ix_events_unit_id_position", "unit_id", "position"),
+    Index("ix_events_recorded_at", "recorded_at"),
+)
+
+event_positions = Table(
+    "event_positions",
+    kernel_metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("last_position", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+outbox = Table(
+    "outbox",
+    kernel_metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+)
+
+snapshots = Table(
+    "snapshots",
+    kernel_metadata,
+    Column("stream_id", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("state", JSONB, nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    kernel_metadata,
+    Column("scope", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("request_hash", Text, nullable=False),
+    Column("status_code", SmallInteger, nullable=False),
+    Column("response_body", JSONB, nullable=False),
+    Column("response_headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("scope", "key", name="pk_idempotency_keys"),
+)
+
+projection_offsets = Table(
+    "projection_offsets",
+    kernel_metadata,
+    Column("projection", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("source_position", BigInteger, nullable=False, server_default=text("0")),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("projection", "topic", "partition", name="pk_projection_offsets"),
+)
+
+SEED_POSITION_ROW = "INSERT INTO event_positions (id, last_position) VALUES (1, 0) ON CONFLICT DO NOTHING"
+
+# SQLSTATE raised by ictc_append when a stream is not at the version the caller expected.
+VERSION_CONFLICT_SQLSTATE = "IC409"
+
+# The append, as one server-side function so that a single-stream append is one round trip.
+# It takes the position counter's row lock first, so it reads each stream's head after every earlier
+# append has committed, assigns gap-free positions in commit order, chains each event's hash to its
+# predecessor (sha256(prevhash || content digest || version), the digest computed by the caller over
+# the canonical JSON, see shared.hashchain) and writes the event and its outbox row.
+# Input: [{"stream_id", "expected_version" (int or null), "events": [{event_id, type, schema_version,
+# data, metadata, unit_id, recorded_at, digest}]}].
+APPEND_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION ictc_append(p_streams jsonb)
+RETURNS TABLE(out_stream_id text, out_version integer, out_position bigint, out_prevhash text,
+              out_hash text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    s jsonb;
+    v_total integer;
+    v_base bigint;
+    v_ord integer := 0;
+    v_stream text;
+    v_version integer;
+    v_hash text;
+    v_digest text;
+    v_streams text[] := '{}';
+    v_versions integer[] := '{}';
+    v_prevs text[] := '{}';
+    v_hashes text[] := '{}';
+    v_events jsonb[] := '{}';
+    e jsonb;
+BEGIN
+    SELECT coalesce(sum(jsonb_array_length(x -> 'events')), 0)::integer INTO v_total
+      FROM jsonb_array_elements(p_streams) AS x;
+    UPDATE event_positions SET last_position = last_position + v_total WHERE id = 1
+      RETURNING last_position - v_total INTO v_base;
+    FOR s IN SELECT value FROM jsonb_array_elements(p_streams) LOOP
+        v_stream := s ->> 'stream_id';
+        SELECT ev.version, ev.hash INTO v_version, v_hash
+          FROM events AS ev WHERE ev.stream_id = v_stream ORDER BY ev.version DESC LIMIT 1;
+        IF NOT FOUND THEN
+            v_version := 0;
+            v_hash := repeat('0', 64);
+        END IF;
+        IF jsonb_typeof(s -> 'expected_version') = 'number'
+           AND (s ->> 'expected_version')::integer <> v_version THEN
+            RAISE EXCEPTION USING ERRCODE = 'IC409',
+                MESSAGE = format('stream %s is at version %s', v_stream, v_version),
+                DETAIL = v_version::text, HINT = v_stream;
+        END IF;
+        FOR e IN SELECT value FROM jsonb_array_elements(s -> 'events') LOOP
+            v_version := v_version + 1;
+            v_digest := e ->> 'digest';
+            v_streams := v_streams || v_stream;
+            v_versions := v_versions || v_version;
+            v_prevs := v_prevs || v_hash;
+            v_hash := encode(sha256(decode(v_hash, 'hex') || decode(v_digest, 'hex')
+                                    || int4send(v_version)), 'hex');
+            v_hashes := v_hashes || v_hash;
+            v_events := v_events || e;
+        END LOOP;
+    END LOOP;
+    -- One set-based insert per table: cheaper than a statement per event.
+    INSERT INTO events (position, event_id, stream_id, version, type, schema_version, data,
+                        metadata, unit_id, recorded_at, prevhash, hash)
+    SELECT v_base + t.ord, (t.e ->> 'event_id')::uuid, t.stream_id, t.version, t.e ->> 'type',
+           (t.e ->> 'schema_version')::smallint, t.e -> 'data', t.e -> 'metadata',
+           t.e ->> 'unit_id', (t.e ->> 'recorded_at')::timestamptz, t.prev, t.hash
+      FROM unnest(v_events, v_streams, v_versions, v_prevs, v_hashes)
+           WITH ORDINALITY AS t(e, stream_id, version, prev, hash, ord);
+    INSERT INTO outbox (position) SELECT v_base + g FROM generate_series(1, v_total) AS g;
+    RETURN QUERY
+      SELECT t.stream_id, t.version, v_base + t.ord, t.prev, t.hash
+        FROM unnest(v_streams, v_versions, v_prevs, v_hashes)
+             WITH ORDINALITY AS t(stream_id, version, prev, hash, ord)
+       ORDER BY t.ord;
+END
+$fn$
+"""
+
+
+async def create_kernel_tables(connection: AsyncConnection) -> None:
+    """Create the kernel tables on `connection` (tests and throwaway databases; services migrate)."""
+    await connection.run_sync(kernel_metadata.create_all)
+    await connection.execute(text(SEED_POSITION_ROW))
+    await connection.execute(text(APPEND_FUNCTION))
