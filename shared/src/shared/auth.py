@@ -8,7 +8,7 @@ each with a stable problem type a client can act on. Only asymmetric signatures 
 
 Usage::
 
-    verifier = TokenVerifier(settings.auth, clock=clock)    # in main.py's lifespan
+    verifier = TokenVerifier(settings, clock=clock)     # in main.py's lifespan
     use_token_verifier(app, verifier)
     ...
     @router.get("/me")
@@ -25,8 +25,9 @@ Notes:
 - If no keys can be obtained at all, the answer is 503, not 401: the token may be fine, the client
   should retry rather than sign in again.
 - Global roles may also arrive in a token claim (`roles` by default): the dev issuer uses that to
-  bootstrap the first ministry administrator. Set `roles_claim=None` where the identity provider's
-  roles mean something else; the grants projected in `shared.authz` are then the only source.
+  bootstrap the first ministry administrator. Set `auth_roles_claim=None` where the identity
+  provider's roles mean something else; the grants projected in `shared.authz` are then the only
+  source.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import httpx
 import jwt
 import structlog
 from fastapi import Depends, FastAPI, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic_settings import BaseSettings
 
 from shared.clock import Clock, SystemClock
 from shared.events.units import GlobalRole
@@ -55,22 +56,24 @@ REALM = "ictcadastre"
 log = structlog.get_logger(__name__)
 
 
-class AuthSettings(BaseModel):
-    """Where the tokens come from and what they must say; nest it in a service's settings."""
+class AuthSettings(BaseSettings):
+    """Where tokens come from and what they must say; a base of each service's `Settings`.
 
-    model_config = ConfigDict(frozen=True)
+    With the service's env prefix: ``UNITS_AUTH_ISSUER``, ``UNITS_AUTH_AUDIENCE``,
+    ``UNITS_AUTH_JWKS_FILE`` (development: ``.local/dev-issuer/jwks.json``) or
+    ``UNITS_AUTH_JWKS_URL``; with neither, the JWKS URL comes from the issuer's discovery document.
+    """
 
-    issuer: str
-    audience: str
-    # At most one of these; with neither, the JWKS URL comes from the issuer's discovery document.
-    jwks_file: Path | None = None
-    jwks_url: str | None = None
-    roles_claim: str | None = "roles"
-    leeway_s: float = 30.0
+    auth_issuer: str
+    auth_audience: str
+    auth_jwks_file: Path | None = None
+    auth_jwks_url: str | None = None
+    auth_roles_claim: str | None = "roles"
+    auth_leeway_s: float = 30.0
     # How long fetched keys are trusted before a refetch, and the least time between refetches.
-    jwks_max_age_s: float = 3600.0
-    jwks_min_refresh_interval_s: float = 30.0
-    http_timeout_s: float = 5.0
+    auth_jwks_max_age_s: float = 3600.0
+    auth_jwks_min_refresh_interval_s: float = 30.0
+    auth_http_timeout_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +117,8 @@ class JwksCache:
     """The issuer's signing keys from a file or URL, refreshed when old or on an unknown `kid`."""
 
     def __init__(self, settings: AuthSettings, http: httpx.AsyncClient | None = None) -> None:
-        if settings.jwks_file is not None and settings.jwks_url is not None:
-            raise ValueError("set jwks_file or jwks_url, not both")
+        if settings.auth_jwks_file is not None and settings.auth_jwks_url is not None:
+            raise ValueError("set auth_jwks_file or auth_jwks_url, not both")
         self._settings = settings
         self._http = http
         self._owns_http = http is None
@@ -133,7 +136,9 @@ class JwksCache:
     async def key_for(self, kid: str | None, algorithm: str) -> jwt.PyJWK:
         """Return the key that signed a token with this header, refetching once if unknown."""
         now = time.monotonic()
-        stale = self._loaded_at is None or now - self._loaded_at > self._settings.jwks_max_age_s
+        stale = (
+            self._loaded_at is None or now - self._loaded_at > self._settings.auth_jwks_max_age_s
+        )
         if stale:
             await self._refresh(force=self._loaded_at is None)
         key = self._find(kid, algorithm)
@@ -156,7 +161,7 @@ class JwksCache:
             now = time.monotonic()
             recent = (
                 self._attempted_at is not None
-                and now - self._attempted_at < self._settings.jwks_min_refresh_interval_s
+                and now - self._attempted_at < self._settings.auth_jwks_min_refresh_interval_s
             )
             if recent and not force:
                 return
@@ -175,14 +180,14 @@ class JwksCache:
 
     async def _fetch(self) -> Mapping[str, Any]:
         settings = self._settings
-        if settings.jwks_file is not None:
-            text = await asyncio.to_thread(settings.jwks_file.read_text, "utf-8")
+        if settings.auth_jwks_file is not None:
+            text = await asyncio.to_thread(settings.auth_jwks_file.read_text, "utf-8")
             return _json_object(text)
-        url = settings.jwks_url or await self._discover_jwks_url()
+        url = settings.auth_jwks_url or await self._discover_jwks_url()
         return _json_object((await self._get(url)).text)
 
     async def _discover_jwks_url(self) -> str:
-        issuer = self._settings.issuer.rstrip("/")
+        issuer = self._settings.auth_issuer.rstrip("/")
         document = _json_object(
             (await self._get(f"{issuer}/.well-known/openid-configuration")).text
         )
@@ -196,7 +201,7 @@ class JwksCache:
 
     async def _get(self, url: str) -> httpx.Response:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self._settings.http_timeout_s)
+            self._http = httpx.AsyncClient(timeout=self._settings.auth_http_timeout_s)
             self._owns_http = True
         response = await self._http.get(url)
         response.raise_for_status()
@@ -276,8 +281,8 @@ class TokenVerifier:
                 token,
                 key,
                 algorithms=[algorithm],
-                audience=settings.audience,
-                issuer=settings.issuer,
+                audience=settings.auth_audience,
+                issuer=settings.auth_issuer,
                 options={
                     "require": ["exp", "iat", "iss", "aud", "sub"],
                     # Times are checked in _check_times against the injected clock.
@@ -292,10 +297,12 @@ class TokenVerifier:
             raise _unauthorized("token-algorithm-not-allowed", str(exc)) from None
         except jwt.InvalidAudienceError:
             raise _unauthorized(
-                "token-audience-invalid", f"expected {settings.audience!r}"
+                "token-audience-invalid", f"expected {settings.auth_audience!r}"
             ) from None
         except jwt.InvalidIssuerError:
-            raise _unauthorized("token-issuer-invalid", f"expected {settings.issuer!r}") from None
+            raise _unauthorized(
+                "token-issuer-invalid", f"expected {settings.auth_issuer!r}"
+            ) from None
         except jwt.MissingRequiredClaimError as exc:
             raise _unauthorized("token-claim-missing", str(exc)) from None
         except jwt.DecodeError as exc:
@@ -308,7 +315,7 @@ class TokenVerifier:
 
     def _check_times(self, claims: Mapping[str, Any]) -> None:
         now = self._clock.now().timestamp()
-        leeway = self._settings.leeway_s
+        leeway = self._settings.auth_leeway_s
         for name in ("exp", "iat", "nbf"):
             value = claims.get(name)
             if value is not None and (
@@ -321,9 +328,9 @@ class TokenVerifier:
             raise _unauthorized("token-not-yet-valid")
 
     def _global_roles(self, claims: Mapping[str, Any]) -> frozenset[GlobalRole]:
-        if self._settings.roles_claim is None:
+        if self._settings.auth_roles_claim is None:
             return frozenset()
-        raw = claims.get(self._settings.roles_claim)
+        raw = claims.get(self._settings.auth_roles_claim)
         names = raw.split() if isinstance(raw, str) else raw if isinstance(raw, list) else []
         known = {role.value for role in GlobalRole}
         # Roles of other applications may share the claim: keep ours, ignore the rest.

@@ -32,7 +32,7 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http import HTTPStatus
@@ -60,6 +60,19 @@ Algorithm = Literal["ES256", "RS256"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
+# RFC 7638 §3.2: the members a thumbprint covers, per key type.
+_THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}
+
+
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """Return the RFC 7638 SHA-256 thumbprint of a public EC or RSA JWK (base64url)."""
+    required = _THUMBPRINT_MEMBERS[jwk["kty"]]
+    # The required members only, in lexicographic order, without whitespace.
+    canonical = json.dumps({k: jwk[k] for k in required}, separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 @dataclass(frozen=True)
 class DevIssuer:
     """A signing key and the issuer/audience its tokens name."""
@@ -76,23 +89,13 @@ class DevIssuer:
     def public_jwk(self) -> dict[str, Any]:
         """Return the public key as a JWK with `kid`, `alg` and `use`."""
         public = self.private_key.public_key()
-        required: tuple[str, ...]
         if isinstance(public, ec.EllipticCurvePublicKey):
             members = ECAlgorithm.to_jwk(public, as_dict=True)
-            required = ("crv", "kty", "x", "y")
         else:
             members = RSAAlgorithm.to_jwk(public, as_dict=True)
-            required = ("e", "kty", "n")
-        # RFC 7638: the thumbprint hashes the required members, sorted, without whitespace.
-        canonical = json.dumps({k: members[k] for k in required}, separators=(",", ":"))
-        digest = hashlib.sha256(canonical.encode()).digest()
-        kid = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-        return {
-            **{k: members[k] for k in required},
-            "kid": kid,
-            "alg": self.algorithm,
-            "use": "sig",
-        }
+        essential = {k: members[k] for k in _THUMBPRINT_MEMBERS[members["kty"]]}
+        kid = jwk_thumbprint(essential)
+        return {**essential, "kid": kid, "alg": self.algorithm, "use": "sig"}
 
     @property
     def kid(self) -> str:
