@@ -5,12 +5,13 @@
 # local cluster and the container hold the same databases. Names come from $DATABASES (deploy/local.env).
 # Each database is owned by its role; in PostgreSQL 15 schema public belongs to pg_database_owner,
 # so the owner may create its tables there without further grants.
-# Connection: $PG_ADMIN_URL if set, else psql's defaults (the official image's init phase uses its socket).
+# Connection: $PG_ADMIN_URL, unless PG_INIT_VIA_SOCKET is set (compose: the official image's init phase
+# serves only its Unix socket) or it is unset; then psql's defaults.
 set -euo pipefail
 
 : "${DATABASES:?DATABASES must list the service databases, comma-separated}"
 PSQL=(psql -v ON_ERROR_STOP=1 -X -q)
-if [[ -n "${PG_ADMIN_URL:-}" ]]; then
+if [[ -n "${PG_ADMIN_URL:-}" && -z "${PG_INIT_VIA_SOCKET:-}" ]]; then
     PSQL+=("$PG_ADMIN_URL")
 else
     PSQL+=(--username "${POSTGRES_USER:-postgres}" --dbname postgres)

@@ -13,6 +13,7 @@ Usage (in a service's ``main.py``)::
             yield
 
     app = create_service_app(title="units", description="...", lifespan=lifespan)
+    app.include_router(router)          # the service's api.py router, which includes health_router
 
 Notes: the engine and the Kafka admin client are built in the lifespan, never at import time, and
 kept on ``app.state`` (``engine``, ``readiness``). A service that cannot reach Kafka at start-up
@@ -220,8 +221,10 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def create_service_app(*, title: str, description: str, lifespan: Lifespan) -> FastAPI:
-    """Return a FastAPI app with problem+json errors, `/healthz`, `/readyz` and OpenAPI docs."""
+    """Return a FastAPI app with problem+json errors and OpenAPI docs at ``/docs``.
+
+    The service's own router includes `health_router`, so that its API module lists every route.
+    """
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
-    app.include_router(health_router)
     return app
