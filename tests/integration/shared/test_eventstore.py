@@ -1,0 +1,188 @@
+"""The event store against real PostgreSQL: concurrency, atomicity, gap-free positions, hash chain."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.clock import FixedClock
+from shared.events.envelope import Actor
+from shared.eventstore import AppendContext, EventStore, VersionConflictError
+from shared.hashchain import verify
+from tests.conftest import DatabaseFactory
+from tests.integration.shared.kit import Counted, prepare
+
+T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def engine(fresh_database: DatabaseFactory) -> AsyncIterator[AsyncEngine]:
+    engine = await prepare(fresh_database("eventstore"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def store(engine: AsyncEngine, fresh_database: DatabaseFactory) -> AsyncIterator[EventStore]:
+    store = await EventStore.open(
+        fresh_database("eventstore"), source="/tests", clock=FixedClock(T0)
+    )
+    yield store
+    await store.close()
+
+
+async def count(engine: AsyncEngine, table: str) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())  # noqa: S608
+
+
+async def test_append_then_load_returns_the_events_with_metadata(store: EventStore) -> None:
+    context = AppendContext(actor=Actor("teacher-1", "entry"))
+    result = await store.append(
+        "s-1",
+        [Counted(amount=1), Counted(amount=2, unit_id="0551198")],
+        expected_version=0,
+        context=context,
+    )
+    assert result.version == 2
+    loaded = await store.load("s-1")
+    assert [e.version for e in loaded] == [1, 2]
+    assert [e.position for e in loaded] == list(result.positions)
+    assert loaded[1].unit_id == "0551198"
+    assert loaded[0].actor == Actor("teacher-1", "entry")
+    assert loaded[1].event() == Counted(amount=2, unit_id="0551198")
+    assert loaded[0].recorded_at == T0
+
+
+async def test_two_concurrent_appends_with_the_same_expected_version_one_wins(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    await store.append("race", [Counted(amount=0)], expected_version=0)
+    before = await count(engine, "events")
+
+    async def attempt(amount: int) -> int | Exception:
+        try:
+            result = await store.append(
+                "race", [Counted(amount=amount), Counted(amount=amount)], expected_version=1
+            )
+        except VersionConflictError as exc:
+            return exc
+        return result.version
+
+    outcomes = await asyncio.gather(*(attempt(n) for n in range(1, 9)))
+    wins = [o for o in outcomes if isinstance(o, int)]
+    conflicts = [o for o in outcomes if isinstance(o, VersionConflictError)]
+    assert wins == [3]
+    assert len(conflicts) == 7
+    assert all(c.stream_id == "race" and c.actual is not None for c in conflicts)
+    assert await count(engine, "events") == before + 2  # nothing partial from the losers
+    assert [e.version for e in await store.load("race")] == [1, 2, 3]
+
+
+async def test_multi_stream_append_is_atomic_when_one_stream_conflicts(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    await store.append("transfer-target", [Counted(amount=1)], expected_version=0)
+    before_events, before_outbox = await count(engine, "events"), await count(engine, "outbox")
+    with pytest.raises(VersionConflictError) as raised:
+        async with store.transaction() as tx:
+            tx.append("transfer-source", [Counted(amount=-1)], expected_version=0)
+            tx.append("transfer-target", [Counted(amount=1)], expected_version=0)  # stale
+    assert raised.value.stream_id == "transfer-target"
+    assert await count(engine, "events") == before_events
+    assert await count(engine, "outbox") == before_outbox
+    assert await store.load("transfer-source") == []
+
+
+async def test_rolled_back_transaction_leaves_neither_events_nor_outbox_rows(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    before_events, before_outbox = await count(engine, "events"), await count(engine, "outbox")
+    with pytest.raises(RuntimeError, match="after the append"):
+        async with store.transaction() as tx:
+            tx.append("rolled-back", [Counted(amount=5)], expected_version=0)
+            written = await tx.flush()
+            assert written[0].version == 1
+            raise RuntimeError("failure after the append, before commit")
+    assert await count(engine, "events") == before_events
+    assert await count(engine, "outbox") == before_outbox
+    # The positions it took were given back: the next append continues without a gap.
+    last = await store.last_position()
+    result = await store.append("after-rollback", [Counted(amount=1)], expected_version=0)
+    assert result.positions == (last + 1,)
+
+
+async def test_positions_are_gap_free_under_concurrent_appends(store: EventStore) -> None:
+    start = await store.last_position()
+
+    async def writer(n: int) -> None:
+        for i in range(15):
+            await store.append(
+                f"gapless-{n}-{i}", [Counted(amount=i)] * (1 + i % 3), expected_version=0
+            )
+
+    await asyncio.gather(*(writer(n) for n in range(8)))
+    positions = [e.position async for e in store.iterate(after_position=start, page_size=50)]
+    assert positions == list(range(start + 1, start + 1 + len(positions)))
+    assert len(positions) == 8 * sum(1 + i % 3 for i in range(15))
+
+
+async def test_load_stops_at_a_version_or_a_point_in_time(store: EventStore) -> None:
+    clock = store.clock
+    assert isinstance(clock, FixedClock)
+    for day in range(3):
+        clock.set(T0 + timedelta(days=day))
+        await store.append("timeline", [Counted(amount=day)], expected_version=day)
+    clock.set(T0)
+    assert [e.version for e in await store.load("timeline", up_to_version=2)] == [1, 2]
+    as_of = await store.load("timeline", as_of=T0 + timedelta(days=1, hours=1))
+    assert [e.event() for e in as_of] == [Counted(amount=0), Counted(amount=1)]
+    assert [e.version for e in await store.load("timeline", after_version=2)] == [3]
+
+
+async def test_expected_version_none_appends_after_whatever_is_there(store: EventStore) -> None:
+    await store.append("any", [Counted(amount=1)], expected_version=None)
+    result = await store.append("any", [Counted(amount=2)], expected_version=None)
+    assert result.version == 2
+
+
+async def test_stored_chain_verifies_and_each_tampering_names_the_first_bad_event(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    await store.append("chain", [Counted(amount=n) for n in range(1, 6)], expected_version=0)
+    assert verify(await store.load("chain")) == []
+
+    async def tamper(sql: str) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(text(sql))
+
+    # Altered data: the chain breaks at that very event.
+    await tamper(
+        "UPDATE events SET data = jsonb_set(data, '{amount}', '99')"
+        " WHERE stream_id = 'chain' AND version = 3"
+    )
+    breaks = verify(await store.load("chain"))
+    assert [(b.stream_id, b.version) for b in breaks] == [("chain", 3)]
+    assert "altered" in breaks[0].reason
+    await tamper(
+        "UPDATE events SET data = jsonb_set(data, '{amount}', '3')"
+        " WHERE stream_id = 'chain' AND version = 3"
+    )
+    assert verify(await store.load("chain")) == []
+
+    # Swapped: versions 2 and 4 exchange contents (as a forger renumbering them would).
+    events = await store.load("chain")
+    swapped = [events[0], events[3], events[2], events[1], events[4]]
+    breaks = verify(swapped)
+    assert breaks[0].version == events[3].version
+
+    # Removed: version 2 deleted.
+    await tamper("DELETE FROM events WHERE stream_id = 'chain' AND version = 2")
+    breaks = verify(await store.load("chain"))
+    assert [(b.version, b.reason) for b in breaks] == [(3, "version 3 follows version 1")]
