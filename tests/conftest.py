@@ -1,10 +1,11 @@
-"""Fixtures every test suite shares: the real Kafka and PostgreSQL, unique names, per-session databases.
+"""Shared test fixtures: the real Kafka and PostgreSQL, unique names, per-session databases.
 
 Why this exists: integration and e2e tests run against the genuine broker and database, never fakes
 of them. Which ones, in order of preference:
 
-1. the services named by ``TEST_KAFKA_BOOTSTRAP_SERVERS`` / ``TEST_PG_ADMIN_URL`` (``make test`` sets
-   both from deploy/local.env); a variable that is set but names nothing reachable FAILS the run;
+1. the services named by ``TEST_KAFKA_BOOTSTRAP_SERVERS`` / ``TEST_PG_ADMIN_URL`` (``make test``
+   sets both from deploy/local.env); a variable that is set but names nothing reachable FAILS
+   the run;
 2. otherwise, if a Docker engine answers, containers started with testcontainers;
 3. otherwise the run fails, saying to run ``make infra-up``.
 
@@ -69,7 +70,7 @@ def _docker_available() -> bool:
         from testcontainers.core.docker_client import DockerClient  # noqa: PLC0415  (optional path)
 
         DockerClient().client.ping()
-    except Exception:  # noqa: BLE001  (no engine, no socket, no permission: all mean "no Docker")
+    except Exception:  # no engine, no socket, no permission: all mean "no Docker"
         return False
     return True
 
@@ -91,8 +92,10 @@ async def _require_kafka(bootstrap: str) -> None:
             await asyncio.wait_for(admin.describe_cluster(), 10)
         finally:
             await admin.close()
-    except Exception as exc:  # noqa: BLE001  (any failure: the configured broker is not usable)
-        pytest.fail(f"{KAFKA_ENV}={bootstrap} but no broker answers there ({exc!r}). {HOW_TO_START}")
+    except Exception as exc:  # any failure: the configured broker is not usable
+        pytest.fail(
+            f"{KAFKA_ENV}={bootstrap} but no broker answers there ({exc!r}). {HOW_TO_START}"
+        )
 
 
 async def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
@@ -109,8 +112,9 @@ async def _create_topics(bootstrap: str, names: list[str], partitions: int) -> N
             while True:
                 described = await admin.describe_topics(names)
                 if all(
-                    t["error_code"] == 0 and t["partitions"] and
-                    all(p["leader"] >= 0 for p in t["partitions"])
+                    t["error_code"] == 0
+                    and t["partitions"]
+                    and all(p["leader"] >= 0 for p in t["partitions"])
                     for t in described
                 ):
                     return
@@ -192,7 +196,7 @@ async def _created_topics(kafka_bootstrap: str) -> AsyncIterator[list[str]]:
         admin = await _admin(kafka_bootstrap)
         try:
             await admin.delete_topics(created)
-        except Exception:  # noqa: BLE001, S110  (cleanup only; the broker may be gone already)
+        except Exception:  # noqa: S110  (cleanup only; the broker may be gone already)
             pass
         finally:
             await admin.close()

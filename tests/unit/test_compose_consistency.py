@@ -1,4 +1,4 @@
-"""deploy/local.env is the one source of settings: docker-compose, the Procfile and the services agree.
+"""deploy/local.env is the one source of settings: compose, the Procfile and the services agree.
 
 docker-compose.yml cannot run on the machines that run CI (no Docker engine), so this test reads it
 and fails when a port, topic, database or variable drifts from deploy/local.env.
@@ -21,7 +21,7 @@ from shared.settings import COMPLIANCE_TOPIC, EQUIPMENT_TOPIC, LOCAL_ENV_FILE, U
 from units.settings import Settings as UnitsSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {
+SERVICES: dict[str, tuple[str, str, str, Any]] = {
     # compose service → (env prefix, database, package, Settings)
     "units": ("UNITS_", "units", "units", UnitsSettings),
     "equipment": ("EQUIPMENT_", "equipment", "equipment", EquipmentSettings),
@@ -168,7 +168,9 @@ def test_one_container_per_service_built_from_its_dockerfile(
         service = compose["services"][name]
         assert service["build"] == {"context": ".", "dockerfile": f"services/{name}/Dockerfile"}
         assert service["command"] == [f"{name}-api"]
-        assert f"http://127.0.0.1:{env[prefix + 'PORT']}/readyz" in service["healthcheck"]["test"][-1]
+        assert (
+            f"http://127.0.0.1:{env[prefix + 'PORT']}/readyz" in service["healthcheck"]["test"][-1]
+        )
         dockerfile = (ROOT / "services" / name / "Dockerfile").read_text("utf-8")
         assert f"uv sync --frozen --no-dev --no-editable --package {name}" in dockerfile
 

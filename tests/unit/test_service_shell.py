@@ -1,4 +1,4 @@
-"""Every service's HTTP shell: liveness, a readiness that names what fails, docs, and no fake worker.
+"""Each service's HTTP shell: liveness, a readiness that names what fails, docs, no fake worker.
 
 Runs without infrastructure: the database and Kafka addresses point at a closed port, so /readyz
 must answer 503 problem+json naming both checks (the passing path is in tests/integration/infra).

@@ -1,0 +1,45 @@
+"""`/readyz` on the real PostgreSQL and Kafka: 200 when both serve, 503 naming a missing topic."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import DatabaseFactory
+from tests.unit.test_service_shell import MAINS, client_for
+
+pytestmark = pytest.mark.infra
+
+
+@pytest.mark.parametrize("name", sorted(MAINS))
+async def test_ready_when_database_and_topics_answer(
+    name: str, kafka_bootstrap: str, fresh_database: DatabaseFactory
+) -> None:
+    module = MAINS[name]
+    settings = module.Settings(
+        database_url=fresh_database("readiness"), kafka_bootstrap_servers=kafka_bootstrap, port=0
+    )
+    async with client_for(module.create_app(settings)) as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ready", "checks": {"database": "ok", "kafka": "ok"}}
+
+
+async def test_not_ready_names_the_missing_topic(
+    kafka_bootstrap: str, fresh_database: DatabaseFactory, run_id: str
+) -> None:
+    module = MAINS["units"]
+    missing = f"missing.{run_id}"
+    settings = module.Settings(
+        database_url=fresh_database("readiness"),
+        kafka_bootstrap_servers=kafka_bootstrap,
+        units_topic=missing,
+        port=0,
+    )
+    async with client_for(module.create_app(settings)) as client:
+        response: httpx.Response = await client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failing"] == ["kafka"]
+    assert body["checks"]["database"] == "ok"
+    assert missing in body["checks"]["kafka"]
