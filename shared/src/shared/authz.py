@@ -7,8 +7,11 @@ tree and of the grants, folded from `units.events` by its projector, and asks it
 
 Usage::
 
-    await create_tables(conn)                 # or include `authz.metadata` in Alembic's target
-    await apply(event, session)               # from the service's projector, for units events
+    # worker.py: a projection of its own, so it can be rebuilt on its own (shared.consumer)
+    Projection("equipment.authz", [settings.units_topic], apply=authz.apply,
+               metadata=authz.metadata)
+    # migrations: include `authz.metadata` in Alembic's target (or `await create_tables(conn)`)
+    # a handler or dependency:
     await require(session, principal, Action.RECORD_EQUIPMENT, unit_id)   # 403 Problem if not
 
 Rules:
@@ -59,6 +62,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from shared.auth import Principal
 from shared.db import NAMING_CONVENTION
 from shared.events.base import Event
+from shared.events.envelope import RecordedEvent
 from shared.events.units import (
     GlobalRole,
     GlobalRoleGranted,
@@ -143,8 +147,10 @@ async def create_tables(conn: AsyncConnection) -> None:
 # Folding units.events
 
 
-async def apply(event: Event, session: AsyncSession) -> None:
+async def apply(event: Event | RecordedEvent, session: AsyncSession) -> None:
     """Fold one units event into the projection. Applying it twice changes nothing."""
+    if isinstance(event, RecordedEvent):
+        event = event.event()
     match event:
         case UnitRegistered():
             # DO NOTHING, not UPDATE: a redelivered registration must not undo a later re-parenting.

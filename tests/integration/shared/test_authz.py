@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
+from uuid import uuid4
 
 import pytest
 import pytest_asyncio
@@ -27,6 +28,7 @@ from shared.authz import (
 )
 from shared.db import create_engine, session_factory
 from shared.events.base import Event
+from shared.events.envelope import RecordedEvent
 from shared.events.units import (
     GlobalRole,
     GlobalRoleGranted,
@@ -357,3 +359,37 @@ async def test_applying_every_event_twice_changes_nothing(session: AsyncSession)
     await fold(session, registered(SCHOOL_C, OTHER_DIRECTORATE, "ΓΥΜΝΑΣΙΟ"))
 
     assert await snapshot(session) == once
+
+
+def as_kafka_record(event: Event, stream_id: str, position: int) -> RecordedEvent:
+    """Return `event` as the projector receives it: stored, published, read back from Kafka."""
+    stored = RecordedEvent(
+        event_id=uuid4(),
+        source="units",
+        stream_id=stream_id,
+        version=1,
+        position=position,
+        type=event.type,
+        schema_version=event.schema_version,
+        data=event.payload(),
+        recorded_at=AT,
+        unit_id=stream_id,
+    )
+    return RecordedEvent.from_kafka(
+        stored.kafka_key(), stored.kafka_value(), stored.kafka_headers()
+    )
+
+
+async def test_events_read_back_from_their_kafka_form_fold_the_same(
+    session: AsyncSession,
+) -> None:
+    records = [
+        as_kafka_record(registered("0551020", DIRECTORATE, "ΓΥΜΝΑΣΙΟ"), "0551020", 1),
+        as_kafka_record(granted("alice", "0551020", UnitRole.CERTIFY), "0551020", 2),
+    ]
+
+    for record in records:
+        await apply(record, session)
+    await session.commit()
+
+    assert await may(session, ALICE, Action.CERTIFY, "0551020")
