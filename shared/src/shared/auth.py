@@ -135,16 +135,15 @@ class JwksCache:
 
     async def key_for(self, kid: str | None, algorithm: str) -> jwt.PyJWK:
         """Return the key that signed a token with this header, refetching once if unknown."""
-        now = time.monotonic()
-        stale = (
-            self._loaded_at is None or now - self._loaded_at > self._settings.auth_jwks_max_age_s
-        )
-        if stale:
-            await self._refresh(force=self._loaded_at is None)
+        max_age = self._settings.auth_jwks_max_age_s
+        if self._loaded_at is None or time.monotonic() - self._loaded_at > max_age:
+            await self._refresh()
         key = self._find(kid, algorithm)
         if key is None:
-            await self._refresh(force=False)
+            await self._refresh()
             key = self._find(kid, algorithm)
+        if not self._keys:
+            raise _KeysUnavailableError("no keys loaded yet")
         if key is None:
             raise _unauthorized("token-key-unknown", f"no {algorithm} key with kid {kid!r}")
         return key
@@ -156,14 +155,15 @@ class JwksCache:
         # A token without `kid` is acceptable only when the choice of key is unambiguous.
         return candidates[0] if len(candidates) == 1 else None
 
-    async def _refresh(self, *, force: bool) -> None:
+    async def _refresh(self) -> None:
         async with self._lock:
             now = time.monotonic()
-            recent = (
-                self._attempted_at is not None
-                and now - self._attempted_at < self._settings.auth_jwks_min_refresh_interval_s
-            )
-            if recent and not force:
+            # Without any key every request fails anyway, so retry sooner (a service started
+            # before the first `make token` wrote the JWKS recovers within a second).
+            interval = self._settings.auth_jwks_min_refresh_interval_s
+            if not self._keys:
+                interval = min(interval, 1.0)
+            if self._attempted_at is not None and now - self._attempted_at < interval:
                 return
             self._attempted_at = now
             try:

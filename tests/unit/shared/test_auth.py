@@ -311,3 +311,23 @@ async def test_roles_claim_is_ignored_when_disabled(jwks_file: Path) -> None:
     principal = await verifier.verify(es256(claims(roles=[GlobalRole.MINISTRY_ADMIN.value])))
 
     assert principal.global_roles == frozenset()
+
+
+async def test_service_started_before_the_jwks_existed_recovers_once_it_appears(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jwks.json"
+    settings = AuthSettings(
+        auth_issuer=ISSUER,
+        auth_audience=AUDIENCE,
+        auth_jwks_file=path,
+        auth_jwks_min_refresh_interval_s=0,
+    )
+    transport = httpx.ASGITransport(app=make_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await get_me(client, es256(claims()))).status_code == 503
+        write_jwks(path, public_jwk(EC_KEY, EC_KID))
+
+        response = await get_me(client, es256(claims()))
+
+    assert response.status_code == 200, response.text
