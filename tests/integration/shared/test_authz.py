@@ -47,6 +47,8 @@ from shared.events.units import (
 from shared.problems import Problem
 from tests.conftest import DatabaseFactory
 
+pytestmark = pytest.mark.infra
+
 ON = date(2026, 9, 1)
 AT = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 
