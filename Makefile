@@ -64,11 +64,12 @@ check:
 	$(PYTEST) $(TEST_DIRS) || status=1; \
 	exit $$status
 
-lint: ## ruff format --check, ruff check, mypy --strict, import-linter
-	.venv/bin/ruff format --check .
-	.venv/bin/ruff check .
-	.venv/bin/mypy
-	.venv/bin/lint-imports
+lint: ## ruff format --check, ruff check, mypy --strict, import-linter (all run; any failure fails)
+	@status=0; \
+	for step in "ruff format --check ." "ruff check ." "mypy" "lint-imports"; do \
+		echo "== $$step"; .venv/bin/$$step || { status=1; echo "!! $$step failed"; }; \
+	done; \
+	exit $$status
 
 fmt: ## Format and autofix
 	.venv/bin/ruff format .

@@ -1,8 +1,8 @@
-"""Operator commands for the local broker: a functional readiness probe and idempotent topic creation.
+"""Operator commands for the local broker: a functional readiness probe, idempotent topic creation.
 
-Why this exists: "the port is open" is not "the broker serves"; a KRaft node accepts connections before
-its metadata is loaded. `probe` therefore asks for cluster metadata and needs a broker in the answer,
-and `topics` creates the event topics (ARCHITECTURE.md §3) and then checks what the broker reports.
+Why this exists: "the port is open" is not "the broker serves"; a KRaft node accepts connections
+before its metadata is loaded. `probe` therefore asks for cluster metadata and needs a broker in the
+answer, and `topics` creates the event topics (ARCHITECTURE.md §3), then checks the answer.
 
 Usage (from the repository root, with the project's venv)::
 
@@ -10,7 +10,7 @@ Usage (from the repository root, with the project's venv)::
     .venv/bin/python deploy/kafka/admin.py topics --bootstrap 127.0.0.1:19092 \
         --topics units.events,equipment.events --partitions 6
 
-Notes: exit status 0 means done; 1 means the broker answered with an error; 2 means no answer in time.
+Notes: exit status 0 means done; 1 means the broker answered with an error; 2, no answer in time.
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ async def probe(bootstrap: str, timeout_s: float) -> int:
     """Return 0 once the broker answers a metadata request naming at least one live broker."""
     try:
         admin = await _admin(bootstrap, timeout_s)
-    except Exception as exc:  # noqa: BLE001  (any failure to connect means "not ready yet")
+    except Exception as exc:
         print(f"probe: no answer from {bootstrap}: {exc!r}", file=sys.stderr)
         return 2
     try:
         cluster = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"probe: metadata request failed: {exc!r}", file=sys.stderr)
         return 2
     finally:
@@ -57,8 +57,10 @@ async def probe(bootstrap: str, timeout_s: float) -> int:
     return 0
 
 
-async def create_topics(bootstrap: str, topics: list[str], partitions: int, timeout_s: float) -> int:
-    """Create each missing topic, then check that every topic exists with `partitions` partitions."""
+async def create_topics(
+    bootstrap: str, topics: list[str], partitions: int, timeout_s: float
+) -> int:
+    """Create each missing topic, then check every topic exists with `partitions` partitions."""
     admin = await _admin(bootstrap, timeout_s)
     try:
         response = await admin.create_topics(
@@ -82,7 +84,7 @@ async def create_topics(bootstrap: str, topics: list[str], partitions: int, time
             else:
                 print(f"topics: creating {name} failed: code {code} {rest}", file=sys.stderr)
                 failed = True
-        # Creation is asynchronous in KRaft: wait until metadata shows every partition with a leader.
+        # Creation is asynchronous in KRaft: wait until every partition shows a leader.
         deadline = time.monotonic() + timeout_s
         while True:
             described = {t["topic"]: t for t in await admin.describe_topics(topics)}
@@ -102,8 +104,10 @@ async def create_topics(bootstrap: str, topics: list[str], partitions: int, time
         for name in topics:
             count = len(described[name]["partitions"])
             if count != partitions:
-                # Never shrink or grow silently: key → partition mapping is part of the ordering contract.
-                print(f"topics: {name} has {count} partitions, expected {partitions}", file=sys.stderr)
+                # Never resize silently: key → partition mapping is part of the ordering contract.
+                print(
+                    f"topics: {name} has {count} partitions, expected {partitions}", file=sys.stderr
+                )
                 failed = True
         return 1 if failed else 0
     finally:
