@@ -1,1 +1,1 @@
-"""The kernel every ICT Cadastre service shares: event contracts, store, outbox, projectors and auth."""
+"""The kernel all ICT Cadastre services share: event contracts, store, outbox, projectors, auth."""

@@ -1,7 +1,7 @@
 """Injected time: every service asks a `Clock`, never `datetime.now()`.
 
-Why this exists: compliance windows and "as of" queries are calendar rules in Europe/Athens; tests must
-be able to stand on any instant, including the daylight-saving switches around them.
+Why this exists: compliance windows and "as of" queries are calendar rules in Europe/Athens; tests
+must be able to stand on any instant, including the daylight-saving switches around them.
 
 Usage::
 

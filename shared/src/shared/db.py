@@ -1,13 +1,18 @@
 """Database plumbing: the async engine, sessions, and the declarative base with a naming convention.
 
-Each service owns one PostgreSQL database (ARCHITECTURE.md §2); this module only builds connections to
-it. URLs use the psycopg 3 driver: ``postgresql+psycopg://user:pass@host:port/db``.
+Each service owns one PostgreSQL database (ARCHITECTURE.md §2); this module only builds connections
+to it. URLs use the psycopg 3 driver: ``postgresql+psycopg://user:pass@host:port/db``.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -26,7 +31,7 @@ class Base(DeclarativeBase):
 
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
-    """Return an async engine for `url` (psycopg 3), with pre-ping so restarts of PostgreSQL heal."""
+    """Return an async engine for `url` (psycopg 3), pre-pinging so PostgreSQL restarts heal."""
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
     )

@@ -1,11 +1,12 @@
 """RFC 9457 problem+json: the one shape every error of every service takes.
 
-Why this exists: clients on bad connections need to know, from the body alone, what failed and which
-field to fix. Each failure has a stable `type` URI (`https://ictcadastre.gr/problems/<slug>`), a title,
-the HTTP status, a human `detail`, and for validation failures the list of offending fields.
+Why this exists: clients on bad connections need to know, from the body alone, what failed and
+which field to fix. Each failure has a stable `type` URI (`https://ictcadastre.gr/problems/<slug>`),
+a title, the HTTP status, a human `detail`, and for validation failures the offending fields.
 
-Usage: raise `Problem(...)` (or a subclass) from a handler or dependency; `install_problem_handlers(app)`
-turns it, request-validation errors and unexpected exceptions into `application/problem+json`.
+Usage: raise `Problem(...)` (or a subclass) from a handler or dependency;
+`install_problem_handlers(app)` turns it, request-validation errors and unexpected exceptions into
+`application/problem+json`.
 """
 
 from __future__ import annotations
