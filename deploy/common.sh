@@ -29,6 +29,12 @@ KAFKA_LOGS="$KAFKA_HOME/logs"
 KAFKA_PID="$KAFKA_HOME/kafka.pid"
 
 PG_HOME="$LOCAL/postgres"
+# As root, the cluster runs as the postgres user, who must reach the data folder. A checkout under a
+# private home (e.g. /root, mode 700) is out of its reach: keep the cluster in /var/tmp instead, under a
+# name derived from the checkout's path so that two checkouts never share one.
+if [[ "$(id -u)" == 0 ]] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$ROOT"; then
+    PG_HOME="/var/tmp/ictc-postgres-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+fi
 PG_DATA="$PG_HOME/data"
 PG_RUN="$PG_HOME/run"
 PG_LOG="$PG_HOME/log"

@@ -7,6 +7,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 "$ROOT/deploy/postgres/install.sh"
+# Again: on a fresh machine the postgres user exists only now, and PG_HOME depends on it.
+source "$ROOT/deploy/common.sh"
 
 mkdir -p "$PG_HOME" "$PG_RUN" "$PG_LOG"
 if [[ "$(id -u)" == 0 ]]; then
