@@ -90,6 +90,7 @@ class BatchStats:
     skipped: int = 0
     dead_lettered: int = 0
     partitions: dict[TopicPartition, _Stored] = field(default_factory=dict)
+    poison: list[tuple[Any, str]] = field(default_factory=list)
 
 
 async def load_offsets(
@@ -266,20 +267,25 @@ class ProjectorRunner:
                     elif outcome == "skipped":
                         stats.skipped += 1
                     else:
+                        stats.poison.append((record, outcome))
                         stats.dead_lettered += 1
                     position_floor = max(position_floor, _position_of(record))
                 stats.partitions[tp] = _Stored(last_offset, position_floor)
+            # Sent only once the batch is known to commit (the optimistic pass may be redone), and
+            # before the commit: a poison event is never both skipped and lost.
+            for record, reason in stats.poison:
+                await self._dead_letter(record, reason)
             await store_offsets(connection, self.offsets_name, stats.partitions)
         return stats
 
     async def _one(
         self, session: AsyncSession, record: Any, position_floor: int, *, careful: bool
     ) -> str:
+        """Apply one record; return "applied", "skipped", or the reason it is poison."""
         try:
             event = decode_record(record)
         except PoisonEventError as exc:
-            await self._dead_letter(record, str(exc))
-            return "dead-lettered"
+            return str(exc)
         if event.position and event.position <= position_floor:
             return "skipped"  # a re-published duplicate of an event already applied
         context = context_from_traceparent(event.traceparent)
@@ -296,8 +302,7 @@ class ProjectorRunner:
                 async with session.begin_nested():
                     await self.projection.apply(event, session)
             except Exception as exc:
-                await self._dead_letter(record, f"apply failed: {exc!r}")
-                return "dead-lettered"
+                return f"apply failed: {exc!r}"
             return "applied"
 
     async def _dead_letter(self, record: Any, reason: str) -> None:
@@ -316,7 +321,6 @@ class ProjectorRunner:
             ("dlq-partition", str(record.partition).encode()),
             ("dlq-offset", str(record.offset).encode()),
         ]
-        # Awaited before the batch commits: a poison event is never both skipped and lost.
         await self._dlq.send_and_wait(
             self.projection.dlq_topic, value=record.value, key=record.key, headers=headers
         )
@@ -459,11 +463,11 @@ async def rebuild(
     consumer = runner._consumer(group=False)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in projection.topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = []
+        for topic in projection.topics:
+            # No subscription, so ask for the topic's metadata explicitly.
+            known = await consumer._client._wait_on_metadata(topic)  # noqa: SLF001
+            partitions += [TopicPartition(topic, p) for p in sorted(known)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
 
