@@ -80,11 +80,11 @@ unit: ## Unit tests only (no infrastructure)
 
 integration: ## Integration tests (needs `make infra-up`)
 	@[ -d tests/integration ] || { echo "no integration tests yet"; exit 0; }; \
-	$(PYTEST) tests/integration; status=$$?; [ $$status -eq 5 ] && exit 0 || exit $$status
+	status=0; $(PYTEST) tests/integration || status=$$?; [ $$status -eq 5 ] && exit 0; exit $$status
 
 e2e: ## End-to-end tests (needs `make infra-up`)
 	@[ -d tests/e2e ] || { echo "no e2e tests yet"; exit 0; }; \
-	$(PYTEST) tests/e2e; status=$$?; [ $$status -eq 5 ] && exit 0 || exit $$status
+	status=0; $(PYTEST) tests/e2e || status=$$?; [ $$status -eq 5 ] && exit 0; exit $$status
 
 bench: ## Run every tests/bench/bench_*.py (needs `make infra-up`)
 	@shopt -s nullglob; benches=(tests/bench/bench_*.py); \
