@@ -20,6 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.eventstore import VersionConflictError
+
 PROBLEM_BASE = "https://ictcadastre.gr/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -96,6 +98,21 @@ def validation_problem(errors: Sequence[Any]) -> Problem:
     return Problem(422, "validation-error", "The request is not valid", detail, errors=items)
 
 
+def version_conflict_problem(exc: VersionConflictError, request: Request) -> Problem:
+    """Turn a version conflict into 412 (the client sent If-Match) or 409 (it did not)."""
+    conditional = "if-match" in request.headers
+    status, slug, title = (
+        (412, "precondition-failed", "The resource changed since you read it")
+        if conditional
+        else (409, "version-conflict", "The resource was changed by someone else")
+    )
+    return Problem(
+        status, slug, title,
+        "Reload it, check the change still makes sense, and send it again.",
+        stream_id=exc.stream_id, expected_version=exc.expected, current_version=exc.actual,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of `app` leave as problem+json."""
 
@@ -113,6 +130,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         problem = Problem(exc.status_code, slug, str(exc.detail), headers=dict(exc.headers or {}))
         return problem_response(problem, request.url.path)
 
+    async def on_conflict(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, VersionConflictError)  # noqa: S101
+        return problem_response(version_conflict_problem(exc, request), request.url.path)
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
         problem = Problem(500, "internal-error", "Internal error", "The error was logged.")
@@ -121,4 +142,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(VersionConflictError, on_conflict)
     app.add_exception_handler(Exception, on_unexpected)

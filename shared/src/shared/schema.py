@@ -91,8 +91,9 @@ idempotency_keys = Table(
     Column("key", Text, nullable=False),
     Column("request_hash", Text, nullable=False),
     Column("status_code", SmallInteger, nullable=False),
-    Column("response_body", JSONB, nullable=False),
-    Column("response_headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # The body exactly as first sent (text, not jsonb, which would reorder keys): a retry gets
+    # the same bytes.
+    Column("response_body", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("scope", "key", name="pk_idempotency_keys"),
 )
