@@ -1,0 +1,1 @@
+"""Migration tests: the stairway over every revision and the drift check against the code."""
