@@ -99,7 +99,8 @@ async def load_offsets(
     """Return the stored offsets of `projection` (optionally locking its batch lock first)."""
     if lock:
         await connection.execute(
-            text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key(f"projection:{projection}")}
+            text("SELECT pg_advisory_xact_lock(:k)"),
+            {"k": advisory_key(f"projection:{projection}")},
         )
     rows = await connection.execute(
         text(
@@ -108,7 +109,9 @@ async def load_offsets(
         ),
         {"p": projection},
     )
-    return {TopicPartition(r.topic, r.partition): _Stored(r.offset, r.source_position) for r in rows}
+    return {
+        TopicPartition(r.topic, r.partition): _Stored(r.offset, r.source_position) for r in rows
+    }
 
 
 async def store_offsets(
@@ -119,13 +122,21 @@ async def store_offsets(
         return
     await connection.execute(
         text(
-            'INSERT INTO projection_offsets (projection, topic, partition, "offset", source_position,'
+            "INSERT INTO projection_offsets"
+            ' (projection, topic, partition, "offset", source_position,'
             " updated_at) VALUES (:p, :t, :n, :o, :s, now())"
-            ' ON CONFLICT (projection, topic, partition) DO UPDATE SET "offset" = EXCLUDED."offset",'
+            " ON CONFLICT (projection, topic, partition)"
+            ' DO UPDATE SET "offset" = EXCLUDED."offset",'
             " source_position = EXCLUDED.source_position, updated_at = EXCLUDED.updated_at"
         ),
         [
-            {"p": projection, "t": tp.topic, "n": tp.partition, "o": s.offset, "s": s.source_position}
+            {
+                "p": projection,
+                "t": tp.topic,
+                "n": tp.partition,
+                "o": s.offset,
+                "s": s.source_position,
+            }
             for tp, s in offsets.items()
         ],
     )
@@ -171,13 +182,16 @@ class ProjectorRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; survive broker outages with backoff."""
-        await ensure_topic(self.bootstrap_servers, self.projection.dlq_topic,
-                           self.projection.dlq_partitions)
+        await ensure_topic(
+            self.bootstrap_servers, self.projection.dlq_topic, self.projection.dlq_partitions
+        )
         backoff = 0.2
         while not stop.is_set():
             consumer = self._consumer(group=True)
             try:
-                consumer.subscribe(list(self.projection.topics), listener=_SeekToStored(self, consumer))
+                consumer.subscribe(
+                    list(self.projection.topics), listener=_SeekToStored(self, consumer)
+                )
                 await consumer.start()
                 self._dlq = AIOKafkaProducer(
                     bootstrap_servers=self.bootstrap_servers, enable_idempotence=True
@@ -191,7 +205,9 @@ class ProjectorRunner:
                     if batch:
                         await self.process(batch, consumer)
             except KafkaError as exc:
-                log.warning("projector_kafka_error", projection=self.projection.name, error=str(exc))
+                log.warning(
+                    "projector_kafka_error", projection=self.projection.name, error=str(exc)
+                )
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(5.0, backoff * 2)
             finally:
@@ -224,8 +240,9 @@ class ProjectorRunner:
         try:
             stats = await self._process(batch, consumer, careful=False)
         except Exception as exc:
-            log.info("projector_batch_retry_carefully", projection=self.projection.name,
-                     error=repr(exc))
+            log.info(
+                "projector_batch_retry_carefully", projection=self.projection.name, error=repr(exc)
+            )
             stats = await self._process(batch, consumer, careful=True)
         self.applied += stats.applied
         self.dead_lettered += stats.dead_lettered
@@ -292,8 +309,11 @@ class ProjectorRunner:
         with tracer.start_as_current_span(
             f"project {event.type}",
             context=context,
-            attributes={"projection": self.projection.name, "event.id": str(event.event_id),
-                        "event.stream_id": event.stream_id},
+            attributes={
+                "projection": self.projection.name,
+                "event.id": str(event.event_id),
+                "event.stream_id": event.stream_id,
+            },
         ):
             if not careful:
                 await self.projection.apply(event, session)
@@ -306,8 +326,14 @@ class ProjectorRunner:
             return "applied"
 
     async def _dead_letter(self, record: Any, reason: str) -> None:
-        log.warning("projector_dead_letter", projection=self.projection.name, topic=record.topic,
-                    partition=record.partition, offset=record.offset, reason=reason)
+        log.warning(
+            "projector_dead_letter",
+            projection=self.projection.name,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+        )
         if self._dlq is None:
             self._dlq = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers, enable_idempotence=True
@@ -366,8 +392,14 @@ async def ensure_topic(bootstrap_servers: str, topic: str, partitions: int = 1) 
     await admin.start()
     try:
         await admin.create_topics(
-            [NewTopic(topic, num_partitions=partitions, replication_factor=1,
-                      topic_configs={"retention.ms": "-1", "cleanup.policy": "delete"})]
+            [
+                NewTopic(
+                    topic,
+                    num_partitions=partitions,
+                    replication_factor=1,
+                    topic_configs={"retention.ms": "-1", "cleanup.policy": "delete"},
+                )
+            ]
         )
     except TopicAlreadyExistsError:
         pass
@@ -457,8 +489,12 @@ async def rebuild(
         await shadow_conn.run_sync(projection.metadata.create_all)
 
     runner = ProjectorRunner(
-        projection, engine=engine, bootstrap_servers=bootstrap_servers, batch_size=batch_size,
-        offsets_name=offsets_name, schema=shadow,
+        projection,
+        engine=engine,
+        bootstrap_servers=bootstrap_servers,
+        batch_size=batch_size,
+        offsets_name=offsets_name,
+        schema=shadow,
     )
     consumer = runner._consumer(group=False)
     await consumer.start()
@@ -466,7 +502,7 @@ async def rebuild(
         partitions = []
         for topic in projection.topics:
             # No subscription, so ask for the topic's metadata explicitly.
-            known = await consumer._client._wait_on_metadata(topic)  # noqa: SLF001
+            known = await consumer._client._wait_on_metadata(topic)
             partitions += [TopicPartition(topic, p) for p in sorted(known)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -489,8 +525,12 @@ async def rebuild(
             await connection.execute(text(f'DROP SCHEMA IF EXISTS "{retired}" CASCADE'))
             await connection.execute(text(f'CREATE SCHEMA "{retired}"'))
             for table in projection.metadata.sorted_tables:
-                await connection.execute(text(f'ALTER TABLE public."{table.name}" SET SCHEMA "{retired}"'))
-                await connection.execute(text(f'ALTER TABLE "{shadow}"."{table.name}" SET SCHEMA public'))
+                await connection.execute(
+                    text(f'ALTER TABLE public."{table.name}" SET SCHEMA "{retired}"')
+                )
+                await connection.execute(
+                    text(f'ALTER TABLE "{shadow}"."{table.name}" SET SCHEMA public')
+                )
             await connection.execute(
                 text("DELETE FROM projection_offsets WHERE projection IN (:p, :r)"),
                 {"p": projection.name, "r": offsets_name},

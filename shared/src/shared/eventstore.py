@@ -6,7 +6,8 @@ carried one, its idempotency record, so a 2xx answer means the fact is durable a
 
 Usage::
 
-    store = await EventStore.open(settings.database_url, source="/ictcadastre/equipment", clock=clock)
+    store = await EventStore.open(settings.database_url, source="/ictcadastre/equipment",
+    clock=clock)
     history = await store.load(item_id)
     result = await store.append(item_id, [ItemMoved(...)], expected_version=len(history),
                                 context=AppendContext(actor=Actor("u1", "manage")))
@@ -46,7 +47,10 @@ from shared.events.envelope import Actor, RecordedEvent, format_time
 from shared.hashchain import content_digest
 from shared.schema import VERSION_CONFLICT_SQLSTATE
 
-_APPEND = "SELECT out_stream_id, out_version, out_position, out_prevhash, out_hash FROM ictc_append(%s::jsonb)"
+_APPEND = (
+    "SELECT out_stream_id, out_version, out_position, out_prevhash, out_hash"
+    " FROM ictc_append(%s::jsonb)"
+)
 
 _SELECT_EVENTS = (
     "SELECT position, event_id, stream_id, version, type, schema_version, data, metadata, unit_id,"
@@ -190,7 +194,9 @@ class EventStore:
             if expected_version is not None and current != expected_version:
                 raise VersionConflictError(stream_id, expected_version, current)
             return AppendResult(str(stream_id), current, ())
-        pending = [_Pending(str(stream_id), expected_version, list(events), context or AppendContext())]
+        pending = [
+            _Pending(str(stream_id), expected_version, list(events), context or AppendContext())
+        ]
         # A single statement in autocommit is its own transaction: no BEGIN/COMMIT round trips.
         async with self.pool.connection() as connection:
             results = await self._write(connection, pending)
@@ -228,11 +234,16 @@ class EventStore:
                 _, version, position, prevhash, hash_ = written[index]
                 index += 1
                 stamped.append(
-                    _replace(draft, version=version, position=position, prevhash=prevhash, hash=hash_)
+                    _replace(
+                        draft, version=version, position=position, prevhash=prevhash, hash=hash_
+                    )
                 )
             results.append(
                 AppendResult(
-                    stream_id, stamped[-1].version, tuple(e.position for e in stamped), tuple(stamped)
+                    stream_id,
+                    stamped[-1].version,
+                    tuple(e.position for e in stamped),
+                    tuple(stamped),
                 )
             )
         return results
@@ -268,7 +279,7 @@ class EventStore:
         if as_of is not None:
             clauses.append("recorded_at <= %(as_of)s")
             params["as_of"] = as_of
-        sql = f"{_SELECT_EVENTS} WHERE {' AND '.join(clauses)} ORDER BY version"  # noqa: S608
+        sql = f"{_SELECT_EVENTS} WHERE {' AND '.join(clauses)} ORDER BY version"
         return [self._from_row(row) for row in await self._fetch(sql, params)]
 
     async def read_all(
@@ -280,7 +291,7 @@ class EventStore:
         if unit_id is not None:
             where += " AND unit_id = %(unit_id)s"
             params["unit_id"] = unit_id
-        sql = f"{_SELECT_EVENTS} WHERE {where} ORDER BY position LIMIT %(limit)s"  # noqa: S608
+        sql = f"{_SELECT_EVENTS} WHERE {where} ORDER BY position LIMIT %(limit)s"
         return [self._from_row(row) for row in await self._fetch(sql, params)]
 
     async def iterate(
@@ -372,7 +383,9 @@ def _translate(exc: psycopg.Error, pending: list[_Pending]) -> Exception:
 
 
 def _replace(event: RecordedEvent, **changes: Any) -> RecordedEvent:
-    values = {name: getattr(event, name) for name in event.__dataclass_fields__ if name != "_decoded"}
+    values = {
+        name: getattr(event, name) for name in event.__dataclass_fields__ if name != "_decoded"
+    }
     values.update(changes)
     return RecordedEvent(**values)
 
@@ -396,4 +409,3 @@ def _row(event: RecordedEvent, recorded_at: str) -> dict[str, Any]:
         "recorded_at": recorded_at,
         "digest": content_digest(event.hashed_attributes(recorded_at)).hex(),
     }
-

@@ -5,12 +5,14 @@ the fact. Each event's `hash` is SHA-256 over the previous event's hash, the dig
 canonical JSON (every attribute that says what happened: id, source, stream, type, schema version,
 time, unit, actor, correlation, causation and data) and its version (4 bytes, big-endian). The
 digest leaves the version out so a writer can compute it before it knows the stream's head; the
-database chains it (`shared.schema.APPEND_FUNCTION`) and this module checks the same formula. Changing, removing or reordering any event breaks
+database chains it (`shared.schema.APPEND_FUNCTION`) and this module checks the same formula.
+Changing, removing or reordering any event breaks
 every hash after it; `verify` names the first event that does not fit.
 
 Usage::
 
-    problems = verify(RecordedEvent.from_cloudevent(json.loads(line)) for line in open("export.jsonl"))
+    problems = verify(RecordedEvent.from_cloudevent(json.loads(line)) for line in
+    open("export.jsonl"))
     python -m shared.hashchain export.jsonl            # offline, exits 1 on the first bad event
 
 Notes: the canonical JSON is `json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
@@ -93,7 +95,9 @@ def verify(events: Iterable[RecordedEvent]) -> list[ChainBreak]:
     return list(broken.values())
 
 
-def verify_stream(events: Iterable[RecordedEvent], *, expected_last_hash: str | None = None) -> None:
+def verify_stream(
+    events: Iterable[RecordedEvent], *, expected_last_hash: str | None = None
+) -> None:
     """Raise `ChainBrokenError` on the first bad event of one stream (and if the head differs)."""
     events = list(events)
     breaks = verify(events)

@@ -2,8 +2,10 @@
 
 Why this exists: school staff use phones on bad connections; a request whose answer was lost is sent
 again. With an `Idempotency-Key` header, the first response (status and body) is stored in the same
-transaction as the events it produced, so a retry returns it and appends nothing. The same key with a
-different request body is a client bug: 422 `idempotency-key-reused`. Two concurrent requests with one
+transaction as the events it produced, so a retry returns it and appends nothing. The same key with
+a
+different request body is a client bug: 422 `idempotency-key-reused`. Two concurrent requests with
+one
 key: the second one's transaction fails on the key's primary key, rolls back its events, and answers
 with the first one's stored response.
 
@@ -19,7 +21,7 @@ Usage (in a service's api.py)::
         return await run_idempotent(store, key, command)
 
 Notes: keys are scoped by method and route template, kept for `RETENTION` (purged by
-`purge_expired`), and may be 1–255 visible ASCII characters.
+`purge_expired`), and may be 1-255 visible ASCII characters.
 """
 
 from __future__ import annotations
@@ -84,9 +86,13 @@ async def idempotency_key(
         return None
     if not (1 <= len(key) <= _MAX_KEY) or not key.isascii() or not key.isprintable():
         raise Problem(
-            400, "idempotency-key-invalid", "The Idempotency-Key header is not valid",
-            f"{HEADER} must be 1–{_MAX_KEY} printable ASCII characters",
-            errors=[{"field": HEADER, "in": "header", "reason": "1-255 printable ASCII characters"}],
+            400,
+            "idempotency-key-invalid",
+            "The Idempotency-Key header is not valid",
+            f"{HEADER} must be 1-{_MAX_KEY} printable ASCII characters",
+            errors=[
+                {"field": HEADER, "in": "header", "reason": "1-255 printable ASCII characters"}
+            ],
         )
     route = request.scope.get("route")
     template = getattr(route, "path", request.url.path)
@@ -117,7 +123,8 @@ async def remember(
     try:
         async with tx.connection.transaction():  # a savepoint: the error must not poison the tx
             await tx.connection.execute(
-                "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response_body,"
+                "INSERT INTO idempotency_keys"
+                " (scope, key, request_hash, status_code, response_body,"
                 " created_at) VALUES (%s, %s, %s, %s, %s, %s)",
                 (key.scope, key.key, key.request_hash, status_code, body, now),
             )
@@ -128,12 +135,18 @@ async def remember(
 def _replay(stored: StoredResponse, key: IdempotencyKey) -> Response:
     if stored.request_hash != key.request_hash:
         raise Problem(
-            422, "idempotency-key-reused", "The Idempotency-Key was used for another request",
+            422,
+            "idempotency-key-reused",
+            "The Idempotency-Key was used for another request",
             "A retry must repeat the first request exactly; use a new key for a new request.",
             errors=[{"field": HEADER, "in": "header", "reason": "already used with another body"}],
         )
-    return Response(stored.body, status_code=stored.status_code, media_type="application/json",
-                    headers={REPLAYED_HEADER: "true"})
+    return Response(
+        stored.body,
+        status_code=stored.status_code,
+        media_type="application/json",
+        headers={REPLAYED_HEADER: "true"},
+    )
 
 
 Command = Callable[[StoreTransaction], Awaitable[tuple[int, Any]]]
@@ -168,7 +181,9 @@ def jsonable_body(body: Any) -> str:
     return json.dumps(jsonable_encoder(body), ensure_ascii=False, separators=(",", ":"))
 
 
-async def purge_expired(store: EventStore, *, now: datetime, retention: timedelta = RETENTION) -> int:
+async def purge_expired(
+    store: EventStore, *, now: datetime, retention: timedelta = RETENTION
+) -> int:
     """Delete keys older than `retention`; return how many."""
     async with store.pool.connection() as connection:
         cursor = await connection.execute(
@@ -186,7 +201,9 @@ async def if_match_version(
     value = if_match.strip().removeprefix("W/").strip('"')
     if not value.isdigit():
         raise Problem(
-            400, "if-match-invalid", "The If-Match header is not a version",
+            400,
+            "if-match-invalid",
+            "The If-Match header is not a version",
             'If-Match must be the quoted stream version from the ETag, for example "3".',
             errors=[{"field": "If-Match", "in": "header", "reason": "expected a quoted integer"}],
         )

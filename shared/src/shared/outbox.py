@@ -1,9 +1,12 @@
-"""The outbox relay: publishes committed events to Kafka, in order per stream, exactly one relay active.
+"""The outbox relay: publishes committed events to Kafka, in order per stream, exactly one relay
+active.
 
 Why this exists: an append writes its events and their outbox rows in one transaction, so a 2xx
 answer means the fact is durable even if Kafka is down at that moment. This relay then publishes the
-outbox in position order with an idempotent producer (acks=all), key = stream id, and removes the rows
-the broker acknowledged. While Kafka is down it backs off and retries; nothing is lost and nothing is
+outbox in position order with an idempotent producer (acks=all), key = stream id, and removes the
+rows
+the broker acknowledged. While Kafka is down it backs off and retries; nothing is lost and nothing
+is
 reordered within a stream.
 
 Usage (from a service's worker.py)::
@@ -12,13 +15,16 @@ Usage (from a service's worker.py)::
     await relay.run(stop_event)
 
 Notes:
-- One relay per service publishes at a time: the leader holds a PostgreSQL session advisory lock on a
+- One relay per service publishes at a time: the leader holds a PostgreSQL session advisory lock on
+a
   dedicated connection. Standbys poll for the lock; if the leader dies its connection closes, the
   lock is released, and a standby takes over from the first unpublished position, with no gap.
-- Delivery is at-least-once (a leader that dies after the broker acknowledged but before deleting the
+- Delivery is at-least-once (a leader that dies after the broker acknowledged but before deleting
+the
   rows re-sends them). Projectors skip such duplicates by source position (`shared.consumer`), so
   each event still takes effect once.
-- Records go to an explicit partition, `partition_for(stream id, partitions)` (Kafka's murmur2), so a
+- Records go to an explicit partition, `partition_for(stream id, partitions)` (Kafka's murmur2), so
+a
   reader can tell which partition to watch for its own write.
 """
 
@@ -86,7 +92,7 @@ class OutboxRelay:
         self.published = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until `stop` is set: wait to lead, then publish; step down on any lost connection."""
+        """Relay until `stop` is set: wait to lead, then publish; step down on a lost connection."""
         backoff = 0.1
         while not stop.is_set():
             try:
@@ -104,7 +110,9 @@ class OutboxRelay:
                         self.is_leader = False
                 backoff = 0.1
             except (psycopg.OperationalError, KafkaError, OSError) as exc:
-                log.warning("outbox_relay_retrying", topic=self.topic, error=str(exc), backoff_s=backoff)
+                log.warning(
+                    "outbox_relay_retrying", topic=self.topic, error=str(exc), backoff_s=backoff
+                )
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(self._max_backoff_s, backoff * 2) * (0.75 + random.random() / 2)  # noqa: S311
 
@@ -114,9 +122,7 @@ class OutboxRelay:
         return bool(row and row[0])
 
     async def _lead(self, lock_conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
-        async with await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True
-        ) as conn:
+        async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
             producer = await self._start_producer(stop)
             if producer is None:
                 return
@@ -164,8 +170,11 @@ class OutboxRelay:
             return 0
         events = [record_from_row(self._source, row) for row in rows]
         with tracer.start_as_current_span(
-            "outbox publish", attributes={"messaging.destination.name": self.topic,
-                                          "messaging.batch.message_count": len(events)}
+            "outbox publish",
+            attributes={
+                "messaging.destination.name": self.topic,
+                "messaging.batch.message_count": len(events),
+            },
         ):
             await self._send_all(producer, events, partitions)
         await conn.execute(

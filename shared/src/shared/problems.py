@@ -107,9 +107,13 @@ def version_conflict_problem(exc: VersionConflictError, request: Request) -> Pro
         else (409, "version-conflict", "The resource was changed by someone else")
     )
     return Problem(
-        status, slug, title,
+        status,
+        slug,
+        title,
         "Reload it, check the change still makes sense, and send it again.",
-        stream_id=exc.stream_id, expected_version=exc.expected, current_version=exc.actual,
+        stream_id=exc.stream_id,
+        expected_version=exc.expected,
+        current_version=exc.actual,
     )
 
 

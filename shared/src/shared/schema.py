@@ -5,9 +5,11 @@ the same in every service (ARCHITECTURE.md §4); each service's migrations creat
 kernel's own Alembic branch (`shared/migrations`), so one definition serves all four databases.
 
 Tables:
-- `events`: the log. `position` is gap-free and in commit order (assigned under the single-row lock of
+- `events`: the log. `position` is gap-free and in commit order (assigned under the single-row lock
+of
   `event_positions`); `UNIQUE(stream_id, version)` is the optimistic-concurrency guard.
-- `outbox`: positions not yet published to Kafka; written in the append's transaction, removed by the
+- `outbox`: positions not yet published to Kafka; written in the append's transaction, removed by
+the
   relay once the broker acknowledged them (the event itself stays in `events` for ever).
 - `snapshots`: the latest folded state of a stream, to bound load time of long streams.
 - `idempotency_keys`: the first response to a request carrying an `Idempotency-Key`.
@@ -110,7 +112,9 @@ projection_offsets = Table(
     PrimaryKeyConstraint("projection", "topic", "partition", name="pk_projection_offsets"),
 )
 
-SEED_POSITION_ROW = "INSERT INTO event_positions (id, last_position) VALUES (1, 0) ON CONFLICT DO NOTHING"
+SEED_POSITION_ROW = (
+    "INSERT INTO event_positions (id, last_position) VALUES (1, 0) ON CONFLICT DO NOTHING"
+)
 
 # SQLSTATE raised by ictc_append when a stream is not at the version the caller expected.
 VERSION_CONFLICT_SQLSTATE = "IC409"
@@ -120,7 +124,8 @@ VERSION_CONFLICT_SQLSTATE = "IC409"
 # append has committed, assigns gap-free positions in commit order, chains each event's hash to its
 # predecessor (sha256(prevhash || content digest || version), the digest computed by the caller over
 # the canonical JSON, see shared.hashchain) and writes the event and its outbox row.
-# Input: [{"stream_id", "expected_version" (int or null), "events": [{event_id, type, schema_version,
+# Input: [{"stream_id", "expected_version" (int or null), "events": [{event_id, type,
+# schema_version,
 # data, metadata, unit_id, recorded_at, digest}]}].
 APPEND_FUNCTION = r"""
 CREATE OR REPLACE FUNCTION ictc_append(p_streams jsonb)
@@ -193,7 +198,7 @@ $fn$
 
 
 async def create_kernel_tables(connection: AsyncConnection) -> None:
-    """Create the kernel tables on `connection` (tests and throwaway databases; services migrate)."""
+    """Create the kernel tables on `connection` (tests and databases; services migrate)."""
     await connection.run_sync(kernel_metadata.create_all)
     await connection.execute(text(SEED_POSITION_ROW))
     await connection.execute(text(APPEND_FUNCTION))

@@ -91,7 +91,7 @@ async def prepare(url: str, *, with_views: bool = True) -> AsyncEngine:
 
 
 async def checksum(engine: AsyncEngine) -> tuple[int, str]:
-    """Return (rows, sha256) of `test_counts` in stream order: equal read models, equal checksums."""
+    """Return (rows, sha256) of `test_counts` in stream order: equal models, equal checksums."""
     async with engine.connect() as connection:
         rows = (
             await connection.execute(select(test_counts).order_by(test_counts.c.stream_id))

@@ -1,7 +1,7 @@
 """Kernel processes run as real subprocesses, so tests can kill -9 them mid-work.
 
-    python -m tests.integration.shared.procs relay DATABASE_URL TOPIC BOOTSTRAP
-    python -m tests.integration.shared.procs projector DATABASE_URL TOPIC BOOTSTRAP NAME BATCH
+python -m tests.integration.shared.procs relay DATABASE_URL TOPIC BOOTSTRAP
+python -m tests.integration.shared.procs projector DATABASE_URL TOPIC BOOTSTRAP NAME BATCH
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ async def main(argv: list[str]) -> None:
     elif kind == "projector":
         name, batch = rest
         engine = create_async_engine(url)
-        runner = ProjectorRunner(projection(name, [topic]), engine=engine,
-                                 bootstrap_servers=bootstrap, batch_size=int(batch))
+        runner = ProjectorRunner(
+            projection(name, [topic]),
+            engine=engine,
+            bootstrap_servers=bootstrap,
+            batch_size=int(batch),
+        )
         await runner.run(stop)
     else:
         raise SystemExit(f"unknown process kind {kind!r}")

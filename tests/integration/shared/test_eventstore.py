@@ -1,4 +1,4 @@
-"""The event store against real PostgreSQL: concurrency, atomicity, gap-free positions, hash chain."""
+"""The event store on real PostgreSQL: concurrency, atomicity, gap-free positions, hash chain."""
 
 from __future__ import annotations
 
@@ -90,10 +90,14 @@ async def test_multi_stream_append_is_atomic_when_one_stream_conflicts(
 ) -> None:
     await store.append("transfer-target", [Counted(amount=1)], expected_version=0)
     before_events, before_outbox = await count(engine, "events"), await count(engine, "outbox")
-    with pytest.raises(VersionConflictError) as raised:
+
+    async def transfer() -> None:
         async with store.transaction() as tx:
             tx.append("transfer-source", [Counted(amount=-1)], expected_version=0)
             tx.append("transfer-target", [Counted(amount=1)], expected_version=0)  # stale
+
+    with pytest.raises(VersionConflictError) as raised:
+        await transfer()
     assert raised.value.stream_id == "transfer-target"
     assert await count(engine, "events") == before_events
     assert await count(engine, "outbox") == before_outbox
@@ -104,12 +108,16 @@ async def test_rolled_back_transaction_leaves_neither_events_nor_outbox_rows(
     store: EventStore, engine: AsyncEngine
 ) -> None:
     before_events, before_outbox = await count(engine, "events"), await count(engine, "outbox")
-    with pytest.raises(RuntimeError, match="after the append"):
+
+    async def fail_after_append() -> None:
         async with store.transaction() as tx:
             tx.append("rolled-back", [Counted(amount=5)], expected_version=0)
             written = await tx.flush()
             assert written[0].version == 1
             raise RuntimeError("failure after the append, before commit")
+
+    with pytest.raises(RuntimeError, match="after the append"):
+        await fail_after_append()
     assert await count(engine, "events") == before_events
     assert await count(engine, "outbox") == before_outbox
     # The positions it took were given back: the next append continues without a gap.

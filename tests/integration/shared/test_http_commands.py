@@ -1,4 +1,4 @@
-"""Commands over HTTP against real PostgreSQL and Kafka: idempotency, conflicts, one trace end to end."""
+"""Commands over HTTP on real PostgreSQL and Kafka: idempotency, conflicts, one trace end to end."""
 
 from __future__ import annotations
 
@@ -43,14 +43,22 @@ def make_app(store: EventStore) -> FastAPI:
     install_problem_handlers(app)
 
     @app.post("/counters/{stream_id}", status_code=201)
-    async def count(stream_id: str, body: CountRequest, key: IdempotencyKeyDep,
-                    expected_version: IfMatchVersion) -> Response:
+    async def count(
+        stream_id: str, body: CountRequest, key: IdempotencyKeyDep, expected_version: IfMatchVersion
+    ) -> Response:
         async def command(tx: StoreTransaction) -> tuple[int, dict[str, Any]]:
-            tx.append(stream_id, [Counted(amount=body.amount)], expected_version=expected_version,
-                      context=AppendContext(traceparent=current_traceparent()))
+            tx.append(
+                stream_id,
+                [Counted(amount=body.amount)],
+                expected_version=expected_version,
+                context=AppendContext(traceparent=current_traceparent()),
+            )
             (result,) = await tx.flush()
-            return 201, {"stream_id": stream_id, "version": result.version,
-                         "position": result.last_position}
+            return 201, {
+                "stream_id": stream_id,
+                "version": result.version,
+                "position": result.last_position,
+            }
 
         return await run_idempotent(store, key, command)
 
@@ -59,8 +67,9 @@ def make_app(store: EventStore) -> FastAPI:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def setup(fresh_database: DatabaseFactory
-                ) -> AsyncIterator[tuple[str, AsyncEngine, EventStore, httpx.AsyncClient]]:
+async def setup(
+    fresh_database: DatabaseFactory,
+) -> AsyncIterator[tuple[str, AsyncEngine, EventStore, httpx.AsyncClient]]:
     url = fresh_database("http_commands")
     engine = await prepare(url)
     store = await EventStore.open(url, source="/tests", clock=SystemClock())
@@ -73,8 +82,13 @@ async def setup(fresh_database: DatabaseFactory
 
 async def events_of(engine: AsyncEngine, stream_id: str) -> int:
     async with engine.connect() as connection:
-        return int((await connection.execute(
-            text("SELECT count(*) FROM events WHERE stream_id = :s"), {"s": stream_id})).scalar_one())
+        return int(
+            (
+                await connection.execute(
+                    text("SELECT count(*) FROM events WHERE stream_id = :s"), {"s": stream_id}
+                )
+            ).scalar_one()
+        )
 
 
 async def test_a_retry_with_the_same_key_returns_the_first_answer_and_appends_nothing(
@@ -95,7 +109,9 @@ async def test_the_same_key_with_another_body_is_a_422_problem(
 ) -> None:
     _, engine, _, client = setup
     headers = {"Idempotency-Key": "phone-retry-2"}
-    assert (await client.post("/counters/c2", json={"amount": 1}, headers=headers)).status_code == 201
+    assert (
+        await client.post("/counters/c2", json={"amount": 1}, headers=headers)
+    ).status_code == 201
     other = await client.post("/counters/c2", json={"amount": 2}, headers=headers)
     assert other.status_code == 422
     assert other.headers["content-type"] == "application/problem+json"
@@ -127,13 +143,18 @@ async def test_invalid_body_names_the_field_and_changes_nothing(
     assert await events_of(engine, "c4") == 0
 
 
-@pytest.mark.parametrize(("headers", "status", "slug"), [
-    ({"If-Match": '"0"'}, 412, "precondition-failed"),
-    ({}, 201, None),
-])
+@pytest.mark.parametrize(
+    ("headers", "status", "slug"),
+    [
+        ({"If-Match": '"0"'}, 412, "precondition-failed"),
+        ({}, 201, None),
+    ],
+)
 async def test_a_stale_if_match_is_412(
     setup: tuple[str, AsyncEngine, EventStore, httpx.AsyncClient],
-    headers: dict[str, str], status: int, slug: str | None,
+    headers: dict[str, str],
+    status: int,
+    slug: str | None,
 ) -> None:
     _, _, store, client = setup
     stream = f"c5-{status}"
@@ -147,7 +168,9 @@ async def test_a_stale_if_match_is_412(
 
 async def test_one_trace_from_http_through_outbox_and_kafka_to_the_projector(
     setup: tuple[str, AsyncEngine, EventStore, httpx.AsyncClient],
-    kafka_bootstrap: str, unique_topic: TopicFactory, fresh_database: DatabaseFactory,
+    kafka_bootstrap: str,
+    unique_topic: TopicFactory,
+    fresh_database: DatabaseFactory,
 ) -> None:
     url, _, _, client = setup
     exporter = span_exporter()
@@ -162,12 +185,20 @@ async def test_one_trace_from_http_through_outbox_and_kafka_to_the_projector(
 
     stop = asyncio.Event()
     relay = OutboxRelay(url, topic=topic, bootstrap_servers=kafka_bootstrap)
-    runner = ProjectorRunner(projection("traced", [topic]), engine=view,
-                             bootstrap_servers=kafka_bootstrap)
+    runner = ProjectorRunner(
+        projection("traced", [topic]), engine=view, bootstrap_servers=kafka_bootstrap
+    )
     tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(runner.run(stop))]
     try:
-        await wait_for_position(view, "traced", topic=topic, stream_id="traced",
-                                position=answer.json()["position"], partitions=6, timeout_s=60)
+        await wait_for_position(
+            view,
+            "traced",
+            topic=topic,
+            stream_id="traced",
+            position=answer.json()["position"],
+            partitions=6,
+            timeout_s=60,
+        )
     finally:
         stop.set()
         await asyncio.gather(*tasks)

@@ -1,6 +1,7 @@
 """With Kafka stopped, appends still succeed; once it is back, every event arrives, in stream order.
 
-This stops the very broker the test run uses (deploy/kafka-down.sh, deploy/kafka-up.sh), so it carries
+This stops the very broker the test run uses (deploy/kafka-down.sh, deploy/kafka-up.sh), so it
+carries
 the `broker_restart` marker: tests/conftest.py runs it after every other test.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable
 
 import pytest
 
@@ -37,8 +39,9 @@ async def test_appends_succeed_while_kafka_is_down_and_all_arrive_when_it_is_bac
         task = asyncio.create_task(relay.run(stop))
         for round_ in range(10):
             for stream in range(12):
-                result = await store.append(f"down-{stream}", [Counted(amount=round_)],
-                                            expected_version=round_)
+                result = await store.append(
+                    f"down-{stream}", [Counted(amount=round_)], expected_version=round_
+                )
                 assert result.version == round_ + 1  # a 2xx answer: durable, though Kafka is down
         await asyncio.sleep(1.0)  # the relay is trying (and backing off) meanwhile
         assert await outbox_size(engine) == 120
@@ -54,11 +57,10 @@ async def test_appends_succeed_while_kafka_is_down_and_all_arrive_when_it_is_bac
     by_stream: dict[str, list[int]] = defaultdict(list)
     for event in received:
         by_stream[event.stream_id].append(event.version)
-    assert {s: v for s, v in by_stream.items()} == {f"down-{n}": list(range(1, 11)) for n in range(12)}
+    assert dict(by_stream) == {f"down-{n}": list(range(1, 11)) for n in range(12)}
     await store.close()
     await engine.dispose()
 
 
-async def _zero(value: object) -> bool:
-    assert asyncio.iscoroutine(value)
+async def _zero(value: Awaitable[int]) -> bool:
     return await value == 0

@@ -88,15 +88,25 @@ async def fill(source: Source, streams: int, rounds: int) -> int:
     for round_ in range(rounds):
         async with source.store.transaction() as tx:
             for stream in range(streams):
-                tx.append(f"s{stream}", [Counted(amount=round_ * 7 + stream)],
-                          expected_version=round_)
+                tx.append(
+                    f"s{stream}", [Counted(amount=round_ * 7 + stream)], expected_version=round_
+                )
     return streams * rounds
 
 
 def spawn_projector(url: str, topic: str, bootstrap: str, name: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.shared.procs", "projector", url, topic,
-         bootstrap, name, "50"],
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.shared.procs",
+            "projector",
+            url,
+            topic,
+            bootstrap,
+            name,
+            "50",
+        ],
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
 
@@ -111,8 +121,9 @@ async def test_kill_9_mid_batch_then_restart_equals_an_uninterrupted_run(
     clean, crashed = await prepare(clean_url), await prepare(crash_url)
     clean_name, crash_name = unique_group("clean"), unique_group("crash")
     stop = asyncio.Event()
-    runner = ProjectorRunner(projection(clean_name, [source.topic]), engine=clean,
-                             bootstrap_servers=source.bootstrap)
+    runner = ProjectorRunner(
+        projection(clean_name, [source.topic]), engine=clean, bootstrap_servers=source.bootstrap
+    )
     task = asyncio.create_task(runner.run(stop))
     await eventually(lambda: _equals(applied_count(clean, clean_name), total))
     stop.set()
@@ -122,7 +133,11 @@ async def test_kill_9_mid_batch_then_restart_equals_an_uninterrupted_run(
     process = spawn_projector(crash_url, source.topic, source.bootstrap, crash_name)
     try:
         for threshold in (total // 5, total // 2):
-            await eventually(lambda t=threshold: _at_least(applied_count(crashed, crash_name), t))
+
+            def progressed(t: int = threshold) -> Awaitable[bool]:
+                return _at_least(applied_count(crashed, crash_name), t)
+
+            await eventually(progressed)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
             kills += 1
@@ -158,24 +173,43 @@ async def test_poison_events_go_to_the_dead_letter_topic_and_the_loop_goes_on(
     await source.publish_all()
     producer = AIOKafkaProducer(bootstrap_servers=source.bootstrap)
     await producer.start()
-    await producer.send_and_wait(source.topic, key=b"junk", value=b"\xff not json",
-                                 headers=[("ce_type", b"Counted")])
-    await producer.send_and_wait(source.topic, key=b"alien", value=b"{}", headers=[
-        ("ce_specversion", b"1.0"), ("ce_id", b"00000000-0000-0000-0000-000000000001"),
-        ("ce_source", b"/x"), ("ce_subject", b"alien"), ("ce_type", b"NoSuchEvent"),
-        ("ce_streamversion", b"1"), ("ce_time", b"2026-12-01T00:00:00.000000Z")])
+    await producer.send_and_wait(
+        source.topic, key=b"junk", value=b"\xff not json", headers=[("ce_type", b"Counted")]
+    )
+    await producer.send_and_wait(
+        source.topic,
+        key=b"alien",
+        value=b"{}",
+        headers=[
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"00000000-0000-0000-0000-000000000001"),
+            ("ce_source", b"/x"),
+            ("ce_subject", b"alien"),
+            ("ce_type", b"NoSuchEvent"),
+            ("ce_streamversion", b"1"),
+            ("ce_time", b"2026-12-01T00:00:00.000000Z"),
+        ],
+    )
     await producer.stop()
     await source.store.append("p-1", [Counted(amount=2)], expected_version=1)
     result = await source.store.append("p-3", [Counted(amount=3)], expected_version=0)
     await source.publish_all()
 
-    runner = ProjectorRunner(projection(name, [source.topic]), engine=engine,
-                             bootstrap_servers=source.bootstrap)
+    runner = ProjectorRunner(
+        projection(name, [source.topic]), engine=engine, bootstrap_servers=source.bootstrap
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
-        await wait_for_position(engine, name, topic=source.topic, stream_id="p-3",
-                                position=result.last_position, partitions=6, timeout_s=60)
+        await wait_for_position(
+            engine,
+            name,
+            topic=source.topic,
+            stream_id="p-3",
+            position=result.last_position,
+            partitions=6,
+            timeout_s=60,
+        )
         await eventually(lambda: _at_least(_dead(runner), 3))
     finally:
         stop.set()
@@ -183,18 +217,25 @@ async def test_poison_events_go_to_the_dead_letter_topic_and_the_loop_goes_on(
     async with engine.connect() as connection:
         from tests.integration.shared.kit import test_counts  # noqa: PLC0415
 
-        rows = {r.stream_id: (r.events, r.total) for r in await connection.execute(
-            test_counts.select().where(test_counts.c.stream_id.in_(["p-1", "p-2", "p-3"])))}
+        rows = {
+            r.stream_id: (r.events, r.total)
+            for r in await connection.execute(
+                test_counts.select().where(test_counts.c.stream_id.in_(["p-1", "p-2", "p-3"]))
+            )
+        }
     assert rows == {"p-1": (2, 3), "p-3": (1, 3)}
 
-    consumer = AIOKafkaConsumer(f"{name}.dlq", bootstrap_servers=source.bootstrap,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        f"{name}.dlq", bootstrap_servers=source.bootstrap, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         batch = await consumer.getmany(timeout_ms=5000)
     finally:
         await consumer.stop()
-    reasons = sorted(dict(r.headers)["dlq-reason"].decode() for recs in batch.values() for r in recs)
+    reasons = sorted(
+        dict(r.headers)["dlq-reason"].decode() for recs in batch.values() for r in recs
+    )
     assert len(reasons) == 3
     assert any("apply failed" in r and "apply refuses this" in r for r in reasons)
     assert any("undecodable" in r and "NoSuchEvent" in r for r in reasons)
@@ -221,8 +262,15 @@ async def test_rebuild_yields_the_live_read_model_and_the_live_runner_goes_on(
     try:
         last = await source.store.append("rb-probe", [Counted(amount=1)], expected_version=0)
         await source.publish_all()
-        await wait_for_position(engine, name, topic=source.topic, stream_id="rb-probe",
-                                position=last.last_position, partitions=6, timeout_s=60)
+        await wait_for_position(
+            engine,
+            name,
+            topic=source.topic,
+            stream_id="rb-probe",
+            position=last.last_position,
+            partitions=6,
+            timeout_s=60,
+        )
         size = await topic_size(source.bootstrap, source.topic)
         await eventually(lambda: _equals(applied_count(engine, name), size))
         live = await checksum(engine)
@@ -237,13 +285,23 @@ async def test_rebuild_yields_the_live_read_model_and_the_live_runner_goes_on(
 
         after = await source.store.append("rb-probe", [Counted(amount=41)], expected_version=1)
         await source.publish_all()
-        await wait_for_position(engine, name, topic=source.topic, stream_id="rb-probe",
-                                position=after.last_position, partitions=6, timeout_s=60)
+        await wait_for_position(
+            engine,
+            name,
+            topic=source.topic,
+            stream_id="rb-probe",
+            position=after.last_position,
+            partitions=6,
+            timeout_s=60,
+        )
         async with engine.connect() as connection:
             from tests.integration.shared.kit import test_counts  # noqa: PLC0415
 
-            row = (await connection.execute(
-                test_counts.select().where(test_counts.c.stream_id == "rb-probe"))).one()
+            row = (
+                await connection.execute(
+                    test_counts.select().where(test_counts.c.stream_id == "rb-probe")
+                )
+            ).one()
         assert (row.events, row.total) == (2, 42)
     finally:
         stop.set()

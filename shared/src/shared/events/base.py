@@ -78,7 +78,7 @@ class Event(BaseModel):
 
 
 def register_upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
-    """Register a function turning a `from_version` payload of `event_type` into the next version."""
+    """Register a function that upcasts a `from_version` payload of `event_type` by one version."""
 
     def decorator(fn: Upcaster) -> Upcaster:
         key = (event_type, from_version)

@@ -1,16 +1,21 @@
 """The recorded event and its CloudEvents 1.0 form (Kafka protocol binding, binary content mode).
 
-Why this exists: a stored event is more than its payload: it has an id, a stream and version, a global
+Why this exists: a stored event is more than its payload: it has an id, a stream and version, a
+global
 position in its service's store, who did it and why (actor, correlation, causation), the trace it
-belongs to, and its place in the stream's hash chain. `RecordedEvent` carries all of that; it travels
-on Kafka as a record whose key is the stream id, whose value is the JSON payload, and whose headers are
-the CloudEvents attributes (`ce_<attribute>`), as the Kafka protocol binding's binary mode prescribes.
+belongs to, and its place in the stream's hash chain. `RecordedEvent` carries all of that; it
+travels
+on Kafka as a record whose key is the stream id, whose value is the JSON payload, and whose headers
+are
+the CloudEvents attributes (`ce_<attribute>`), as the Kafka protocol binding's binary mode
+prescribes.
 
 Extensions (CloudEvents names are lower-case alphanumerics): `streamversion`, `position`,
 `schemaversion`, `unitid`, `actorid`, `actorrole`, `correlationid`, `causationid`, `traceparent`,
 `prevhash`, `hash`.
 
-Notes: the structured form (`to_cloudevent()`/`from_cloudevent()`) is what exports hold, one JSON object
+Notes: the structured form (`to_cloudevent()`/`from_cloudevent()`) is what exports hold, one JSON
+object
 per line; `shared.hashchain.verify` checks such an export offline.
 """
 
@@ -85,7 +90,8 @@ class RecordedEvent:
         return self._decoded[0]
 
     def hashed_attributes(self, time_text: str | None = None) -> dict[str, Any]:
-        """Return what the hash covers: every attribute that says what happened, not how it travelled.
+        """Return what the hash covers: every attribute that says what happened, not how it
+        travelled.
 
         `time_text` is `format_time(self.recorded_at)` when the caller already has it.
         """
