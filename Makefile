@@ -40,6 +40,13 @@ install: $(UV) ## Install everything: uv, the venv (uv.lock), Kafka jars, Postgr
 infra-up: install ## Start PostgreSQL and Kafka; create databases and topics (idempotent)
 	deploy/infra-up.sh
 
+# Each service database: the kernel's Alembic branch plus the service's own revisions (shared.migrate).
+.PHONY: migrate
+migrate: ## Apply every service's migrations to its database (needs `make infra-up`)
+	@for service in units equipment compliance registry_sync; do \
+		echo "== $$service"; $(PY) -m shared.migrate $$service upgrade; \
+	done
+
 infra-down: ## Stop Kafka and PostgreSQL (data kept in .local/)
 	deploy/infra-down.sh
 
