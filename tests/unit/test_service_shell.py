@@ -1,4 +1,4 @@
-"""Each service's HTTP shell: liveness, a readiness that names what fails, docs, no fake worker.
+"""Each service's HTTP shell: liveness, a readiness that names what fails, docs, and the worker's projections.
 
 Runs without infrastructure: the database and Kafka addresses point at a closed port, so /readyz
 must answer 503 problem+json naming both checks (the passing path is in tests/integration/infra).
@@ -83,7 +83,7 @@ async def test_openapi_docs_are_served(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(MAINS))
-def test_worker_refuses_to_pretend(name: str) -> None:
-    run_worker_cli: Callable[[], None] = MAINS[name].run_worker_cli
-    with pytest.raises(SystemExit, match="no background work yet"):
-        run_worker_cli()
+def test_worker_names_its_projections(name: str) -> None:
+    projections = MAINS[name].projections(MAINS[name].Settings())
+    assert [p.name for p in projections] == [f"{name}.authz"]
+    assert all(p.metadata is not None for p in projections)  # each can be rebuilt

@@ -19,8 +19,11 @@ from fastapi import FastAPI
 
 from equipment.api import router
 from equipment.settings import Settings
+from shared import authz
 from shared.clock import Clock, SystemClock
+from shared.consumer import Projection
 from shared.web import create_service_app, open_infrastructure
+from shared.worker import worker_main
 
 DESCRIPTION = "Owns the equipment catalogue, items, transfers and certifications."
 
@@ -56,11 +59,20 @@ def serve() -> None:
     )
 
 
+def projections(settings: Settings) -> list[Projection]:
+    """Return the read models this service folds from Kafka (run by its worker)."""
+    return [
+        Projection(
+            "equipment.authz", [settings.units_topic], apply=authz.apply, metadata=authz.metadata
+        ),
+    ]
+
+
 def run_worker_cli() -> None:
-    """Refuse to start: equipment has no background work yet (its ``-worker`` script)."""
-    # The outbox relay and projectors arrive with the kernel (issue 3); until then a worker that
-    # idles would only pretend to work, so the Procfile lists no worker and this exits non-zero.
+    """Run the worker: migrations, outbox relay and projectors (the ``equipment-worker`` script)."""
+    settings = Settings()
     raise SystemExit(
-        "equipment-worker: this service has no background work yet; "
-        "its outbox relay and projectors come with the kernel (issue 3)."
+        worker_main(
+            "equipment", settings, topic=settings.equipment_topic, projections=projections(settings)
+        )
     )

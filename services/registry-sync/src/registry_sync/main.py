@@ -19,8 +19,11 @@ from fastapi import FastAPI
 
 from registry_sync.api import router
 from registry_sync.settings import Settings
+from shared import authz
 from shared.clock import Clock, SystemClock
+from shared.consumer import Projection
 from shared.web import create_service_app, open_infrastructure
+from shared.worker import worker_main
 
 DESCRIPTION = (
     "Owns the delivery ledger of pushes to the national registry of digital infrastructure."
@@ -58,11 +61,21 @@ def serve() -> None:
     )
 
 
+def projections(settings: Settings) -> list[Projection]:
+    """Return the read models this service folds from Kafka (run by its worker)."""
+    return [
+        Projection(
+            "registry-sync.authz",
+            [settings.units_topic],
+            apply=authz.apply,
+            metadata=authz.metadata,
+        ),
+    ]
+
+
 def run_worker_cli() -> None:
-    """Refuse to start: registry-sync has no background work yet (its ``-worker`` script)."""
-    # The outbox relay and projectors arrive with the kernel (issue 3); until then a worker that
-    # idles would only pretend to work, so the Procfile lists no worker and this exits non-zero.
+    """Run the worker: migrations and projectors (the ``registry-sync-worker`` script)."""
+    settings = Settings()
     raise SystemExit(
-        "registry-sync-worker: this service has no background work yet; "
-        "its outbox relay and projectors come with the kernel (issue 3)."
+        worker_main("registry-sync", settings, topic=None, projections=projections(settings))
     )

@@ -17,8 +17,11 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from shared import authz
 from shared.clock import Clock, SystemClock
+from shared.consumer import Projection
 from shared.web import create_service_app, open_infrastructure
+from shared.worker import worker_main
 from units.api import router
 from units.settings import Settings
 
@@ -56,11 +59,20 @@ def serve() -> None:
     )
 
 
+def projections(settings: Settings) -> list[Projection]:
+    """Return the read models this service folds from Kafka (run by its worker)."""
+    return [
+        Projection(
+            "units.authz", [settings.units_topic], apply=authz.apply, metadata=authz.metadata
+        ),
+    ]
+
+
 def run_worker_cli() -> None:
-    """Refuse to start: units has no background work yet (its ``-worker`` script)."""
-    # The outbox relay and projectors arrive with the kernel (issue 3); until then a worker that
-    # idles would only pretend to work, so the Procfile lists no worker and this exits non-zero.
+    """Run the worker: migrations, outbox relay and projectors (the ``units-worker`` script)."""
+    settings = Settings()
     raise SystemExit(
-        "units-worker: this service has no background work yet; "
-        "its outbox relay and projectors come with the kernel (issue 3)."
+        worker_main(
+            "units", settings, topic=settings.units_topic, projections=projections(settings)
+        )
     )
