@@ -1,4 +1,4 @@
-"""Each service's HTTP shell: liveness, a readiness that names what fails, docs, and the worker's projections.
+"""Each service's HTTP shell: liveness, readiness naming what fails, docs; its worker's projections.
 
 Runs without infrastructure: the database and Kafka addresses point at a closed port, so /readyz
 must answer 503 problem+json naming both checks (the passing path is in tests/integration/infra).
@@ -6,7 +6,7 @@ must answer 503 problem+json naming both checks (the passing path is in tests/in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 

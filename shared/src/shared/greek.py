@@ -22,7 +22,7 @@ like ``ORDER BY ictc_fold(x) COLLATE "C", x COLLATE "C"`` (UTF-8 byte order is c
 Changing the fold changes `fold_function_ddl()`: ship it in a new migration that also reindexes.
 """
 
-# ruff: noqa: RUF001, RUF002, RUF003  (Greek letters are this module's subject, not look-alikes)
+# ruff: noqa: RUF001, RUF003  (Greek letters are this module's subject, not look-alikes)
 
 from __future__ import annotations
 

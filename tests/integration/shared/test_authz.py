@@ -1,6 +1,6 @@
 """The authorization projection on real PostgreSQL: units events in, scope answers out."""
 
-# ruff: noqa: RUF001, RUF003  (unit names and decision references are Greek, as in the real data)
+
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ skip) when it is set but unreachable. What they create lives in a schema inside 
 is rolled back, except the C-locale database, which is dropped.
 """
 
-# ruff: noqa: RUF001, RUF003  (Greek letters are what these tests are about)
+# ruff: noqa: RUF001  (Greek letters are what these tests are about)
 
 from __future__ import annotations
 
