@@ -1,0 +1,272 @@
+"""Golden wire format: every published event type's JSON, and one CloudEvent, pinned in files.
+
+Why this exists: events are contracts between services and with the stored history (STYLE.md
+habit 7): a renamed field, a changed enum value or date format silently breaks every consumer and
+every old stream. Each registered type has a fully-populated sample here and a golden file in
+`golden/`; the test fails when the JSON differs, when a type has no sample or golden file, or when
+a golden file names a type that is no longer registered.
+
+Usage::
+
+    .venv/bin/pytest tests/unit/shared/test_event_wire_format.py
+    UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/shared/test_event_wire_format.py   # review the diff
+
+Notes: a golden file is never rewritten unless UPDATE_GOLDEN=1 is set; a changed golden file in a
+diff is a changed contract and needs an upcaster (or a new event type) rather than an edit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+import pytest
+
+import shared.events
+from shared.events import (
+    Event,
+    EventSchemaTooNewError,
+    decode,
+    register_upcaster,
+    registered_types,
+)
+from shared.events.envelope import Actor, RecordedEvent
+from shared.events.units import (
+    GlobalRole,
+    GlobalRoleGranted,
+    GlobalRoleRevoked,
+    RoleGranted,
+    RoleRevoked,
+    UnitAbolished,
+    UnitDetailsChanged,
+    UnitMerged,
+    UnitReactivated,
+    UnitRegistered,
+    UnitRenamed,
+    UnitReparented,
+    UnitRole,
+    UnitSuspended,
+)
+from shared.hashchain import chain, verify
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+CLOUDEVENT_GOLDEN = "cloudevent.RecordedEvent.json"
+# Producer modules: types defined elsewhere (test doubles in other test modules) are not contracts.
+PUBLISHED_PREFIX = f"{shared.events.__name__}."
+
+AT = datetime(2026, 3, 14, 9, 26, 53, 589793, tzinfo=UTC)
+ON = date(2026, 3, 16)
+ADMIN = "user-ministry-admin-01"
+
+# One fully-populated instance per published type: every field set, none left at None or default.
+SAMPLES: dict[str, Event] = {
+    sample.type: sample
+    for sample in (
+        UnitRegistered(
+            unit_id="0551010",
+            parent_id="0551000",
+            name="1ο Γυμνάσιο Αθηνών «Ο Παρθενών»",
+            unit_type="gymnasium",
+            mm_id="1000451",
+            registered_on=date(1985, 9, 1),
+        ),
+        UnitRenamed(unit_id="0551010", name="1ο Γυμνάσιο Αθηνών Ελ. Βενιζέλου", renamed_on=ON),
+        UnitDetailsChanged(
+            unit_id="0551010", unit_type="model_gymnasium", mm_id="1000452", changed_on=ON
+        ),
+        UnitReparented(
+            unit_id="0551010", from_parent_id="0551000", to_parent_id="0552000", reparented_on=ON
+        ),
+        UnitSuspended(unit_id="0551010", suspended_on=ON, reason="Σεισμόπληκτο κτίριο"),
+        UnitReactivated(unit_id="0551010", reactivated_on=date(2026, 9, 1)),
+        UnitAbolished(
+            unit_id="SEK0099", abolished_on=ON, decision_reference="ΦΕΚ Β' 1234/16.03.2026"
+        ),
+        UnitMerged(
+            unit_id="0551011",
+            into_unit_id="0551010",
+            merged_on=ON,
+            decision_reference="ΦΕΚ Β' 1235/16.03.2026",
+        ),
+        RoleGranted(
+            user_id="user-head-0551010",
+            unit_id="0551010",
+            role=UnitRole.CERTIFY,
+            is_recursive=True,
+            granted_at=AT,
+        ),
+        RoleRevoked(
+            user_id="user-head-0551010", unit_id="0551010", role=UnitRole.MANAGE, revoked_at=AT
+        ),
+        GlobalRoleGranted(user_id=ADMIN, role=GlobalRole.AUDITOR, granted_at=AT),
+        GlobalRoleRevoked(user_id=ADMIN, role=GlobalRole.HELPDESK, revoked_at=AT),
+    )
+}
+
+
+def _published_types() -> dict[str, type[Event]]:
+    return {
+        name: cls
+        for name, cls in registered_types().items()
+        if cls.__module__.startswith(PUBLISHED_PREFIX)
+    }
+
+
+def _wire(event: Event) -> dict[str, Any]:
+    return {"type": event.type, "schema_version": event.schema_version, "data": event.payload()}
+
+
+def _dumps(document: Any) -> str:
+    return json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def _check_golden(name: str, document: Any) -> Any:
+    """Compare `document` with golden file `name` (write it first under UPDATE_GOLDEN=1)."""
+    path = GOLDEN_DIR / name
+    if UPDATE:
+        GOLDEN_DIR.mkdir(exist_ok=True)
+        path.write_text(_dumps(document), encoding="utf-8")
+    if not path.exists():
+        pytest.fail(f"no golden file {path}: run with UPDATE_GOLDEN=1 once and review the diff")
+    golden = json.loads(path.read_text(encoding="utf-8"))
+    # Parsed JSON, not text: key order and indentation are not part of the contract.
+    assert _dumps(document) == _dumps(golden), f"{name}: the wire format changed"
+    return golden
+
+
+def test_every_published_type_has_a_sample_and_every_sample_a_published_type() -> None:
+    assert sorted(SAMPLES) == sorted(_published_types())
+
+
+def test_every_golden_file_names_a_published_type() -> None:
+    stale = sorted(
+        path.stem
+        for path in GOLDEN_DIR.glob("*.json")
+        if path.name != CLOUDEVENT_GOLDEN and path.stem not in _published_types()
+    )
+    assert stale == [], f"golden files without a registered type (renamed or removed?): {stale}"
+
+
+@pytest.mark.parametrize("event_type", sorted(_published_types()))
+def test_sample_sets_every_field(event_type: str) -> None:
+    sample = SAMPLES.get(event_type)
+    assert sample is not None, f"{event_type} has no sample in SAMPLES"
+    unset = set(type(sample).model_fields) - {"type"} - sample.model_fields_set
+    empty = sorted(name for name, value in sample.payload().items() if value is None)
+    assert unset == set(), f"{event_type}: sample leaves {sorted(unset)} at their defaults"
+    assert empty == [], f"{event_type}: sample leaves {empty} empty"
+
+
+@pytest.mark.parametrize("event_type", sorted(_published_types()))
+def test_wire_format_matches_golden_file(event_type: str) -> None:
+    sample = SAMPLES.get(event_type)
+    assert sample is not None, f"{event_type} has no sample in SAMPLES"
+
+    _check_golden(f"{event_type}.json", _wire(sample))
+
+
+@pytest.mark.parametrize("event_type", sorted(_published_types()))
+def test_golden_file_decodes_to_the_sample(event_type: str) -> None:
+    path = GOLDEN_DIR / f"{event_type}.json"
+    if not path.exists():
+        pytest.fail(f"no golden file {path}: run with UPDATE_GOLDEN=1 once and review the diff")
+    golden = json.loads(path.read_text(encoding="utf-8"))
+
+    decoded = decode(golden["type"], golden["schema_version"], golden["data"])
+
+    assert decoded == SAMPLES[event_type]
+
+
+def _recorded_sample() -> RecordedEvent:
+    event = SAMPLES["UnitRegistered"]
+    recorded = RecordedEvent(
+        event_id=UUID("0190a8c2-6f1e-7b3a-9d4c-2e5f60718293"),
+        source="/units",
+        stream_id="unit-0551010",
+        version=1,
+        position=42,
+        type=event.type,
+        schema_version=event.schema_version,
+        data=event.payload(),
+        recorded_at=AT,
+        unit_id="0551010",
+        actor=Actor(ADMIN, "ministry_admin"),
+        correlation_id=UUID("0190a8c2-6f1e-7b3a-9d4c-2e5f60718294"),
+        causation_id=UUID("0190a8c2-6f1e-7b3a-9d4c-2e5f60718295"),
+        traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        prevhash="0" * 64,
+    )
+    return replace(recorded, hash=chain(recorded.prevhash, recorded.hashed_attributes(), 1))
+
+
+def test_cloudevent_structured_form_matches_golden_file() -> None:
+    _check_golden(CLOUDEVENT_GOLDEN, _recorded_sample().to_cloudevent())
+
+
+def test_cloudevent_golden_file_round_trips_and_verifies() -> None:
+    path = GOLDEN_DIR / CLOUDEVENT_GOLDEN
+    if not path.exists():
+        pytest.fail(f"no golden file {path}: run with UPDATE_GOLDEN=1 once and review the diff")
+    golden = json.loads(path.read_text(encoding="utf-8"))
+
+    recorded = RecordedEvent.from_cloudevent(golden)
+
+    assert recorded == _recorded_sample()
+    assert recorded.event() == SAMPLES["UnitRegistered"]
+    assert verify([recorded]) == []
+
+
+# A throwaway contract at schema version 2 (its module is not a producer module, so it needs no
+# golden file): version 1 called the label `name`, version 2 splits it into `label` and `room`.
+class WireFormatProbeRecorded(Event):
+    """Record a probe reading (test-only event at schema version 2)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 2
+
+    type: Literal["WireFormatProbeRecorded"] = "WireFormatProbeRecorded"
+    probe_id: str
+    label: str
+    room: str
+
+
+@register_upcaster("WireFormatProbeRecorded", 1)
+def _probe_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    upcast = {key: value for key, value in data.items() if key != "name"}
+    return {**upcast, "label": data["name"], "room": ""}
+
+
+def test_older_schema_version_is_upcast_on_decode() -> None:
+    decoded = decode("WireFormatProbeRecorded", 1, {"probe_id": "p-1", "name": "Εργαστήριο"})
+
+    assert decoded == WireFormatProbeRecorded(probe_id="p-1", label="Εργαστήριο", room="")
+    assert decoded.schema_version == 2
+
+
+def test_recorded_event_of_an_older_schema_version_is_upcast() -> None:
+    recorded = replace(
+        _recorded_sample(),
+        type="WireFormatProbeRecorded",
+        schema_version=1,
+        data={"probe_id": "p-1", "name": "Εργαστήριο Πληροφορικής"},
+    )
+
+    assert recorded.event() == WireFormatProbeRecorded(
+        probe_id="p-1", label="Εργαστήριο Πληροφορικής", room=""
+    )
+
+
+def test_current_schema_version_is_decoded_unchanged() -> None:
+    data = {"probe_id": "p-1", "label": "Αίθουσα 3", "room": "Β2"}
+
+    assert decode("WireFormatProbeRecorded", 2, data) == WireFormatProbeRecorded(**data)
+
+
+def test_newer_schema_version_than_the_code_is_refused() -> None:
+    with pytest.raises(EventSchemaTooNewError):
+        decode("WireFormatProbeRecorded", 3, {"probe_id": "p-1", "label": "x", "room": "y"})
