@@ -30,7 +30,7 @@ Notes:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +39,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 from psycopg.rows import namedtuple_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from shared.clock import Clock
@@ -92,6 +93,17 @@ class AppendResult:
     def last_position(self) -> int:
         """Return the position of the last event written (0 when nothing was written)."""
         return self.positions[-1] if self.positions else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A stream's state folded up to `version`."""
+
+    version: int
+    state: Mapping[str, Any]
+
+
+SNAPSHOT_EVERY = 100
 
 
 @dataclass(slots=True)
@@ -306,6 +318,51 @@ class EventStore:
             if len(page) < page_size:
                 return
             position = page[-1].position
+
+    async def save_snapshot(
+        self, stream_id: str, *, version: int, kind: str, state: Mapping[str, Any]
+    ) -> None:
+        """Keep `state` as the folded stream up to `version` (a newer snapshot replaces it)."""
+        async with self.pool.connection() as connection:
+            await connection.execute(
+                "INSERT INTO snapshots (stream_id, version, kind, state, taken_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (stream_id) DO UPDATE"
+                " SET version = EXCLUDED.version, kind = EXCLUDED.kind, state = EXCLUDED.state,"
+                " taken_at = EXCLUDED.taken_at WHERE snapshots.version < EXCLUDED.version",
+                (str(stream_id), version, kind, Jsonb(dict(state)), self.clock.now()),
+            )
+
+    async def latest_snapshot(self, stream_id: str, *, kind: str) -> Snapshot | None:
+        """Return the stream's snapshot of `kind` (None if there is none, or of another kind)."""
+        rows = await self._fetch(
+            "SELECT version, state FROM snapshots WHERE stream_id = %(s)s AND kind = %(k)s",
+            {"s": str(stream_id), "k": kind},
+        )
+        return Snapshot(rows[0].version, rows[0].state) if rows else None
+
+    async def load_folded(
+        self,
+        stream_id: str,
+        *,
+        kind: str,
+        fold: Callable[[Mapping[str, Any] | None, RecordedEvent], Mapping[str, Any]],
+        every: int = SNAPSHOT_EVERY,
+    ) -> tuple[int, Mapping[str, Any] | None]:
+        """Fold a stream from its latest snapshot; take a new one once `every` events follow it.
+
+        `fold(state, event)` must be pure and its state JSON-ready; `kind` names the fold (and its
+        version: bump it when the fold changes, and old snapshots are ignored). Returns the stream
+        version and the folded state.
+        """
+        snapshot = await self.latest_snapshot(stream_id, kind=kind)
+        version, state = (snapshot.version, snapshot.state) if snapshot else (0, None)
+        tail = await self.load(stream_id, after_version=version)
+        for event in tail:
+            state = fold(state, event)
+            version = event.version
+        if len(tail) >= every and state is not None:
+            await self.save_snapshot(stream_id, version=version, kind=kind, state=state)
+        return version, state
 
     async def last_position(self) -> int:
         """Return the highest committed position of this store."""

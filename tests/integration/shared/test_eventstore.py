@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -12,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import FixedClock
-from shared.events.envelope import Actor
+from shared.events.envelope import Actor, RecordedEvent
 from shared.eventstore import AppendContext, EventStore, VersionConflictError
 from shared.hashchain import verify
 from tests.conftest import DatabaseFactory
@@ -194,3 +195,32 @@ async def test_stored_chain_verifies_and_each_tampering_names_the_first_bad_even
     await tamper("DELETE FROM events WHERE stream_id = 'chain' AND version = 2")
     breaks = verify(await store.load("chain"))
     assert [(b.version, b.reason) for b in breaks] == [(3, "version 3 follows version 1")]
+
+
+async def test_snapshots_bound_the_replay_and_give_the_same_state(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    def fold(state: Mapping[str, Any] | None, event: RecordedEvent) -> Mapping[str, Any]:
+        payload = event.event()
+        assert isinstance(payload, Counted)
+        total = (state or {"total": 0})["total"]
+        return {"total": total + payload.amount}
+
+    await store.append("long", [Counted(amount=n) for n in range(1, 251)], expected_version=0)
+    version, state = await store.load_folded("long", kind="total-v1", fold=fold, every=100)
+    assert (version, state) == (250, {"total": sum(range(1, 251))})
+    snapshot = await store.latest_snapshot("long", kind="total-v1")
+    assert snapshot is not None
+    assert snapshot.version == 250
+
+    await store.append("long", [Counted(amount=1000)], expected_version=250)
+    seen: list[int] = []
+
+    def counting_fold(state: Mapping[str, Any] | None, event: RecordedEvent) -> Mapping[str, Any]:
+        seen.append(event.version)
+        return fold(state, event)
+
+    version, state = await store.load_folded("long", kind="total-v1", fold=counting_fold)
+    assert (version, state) == (251, {"total": sum(range(1, 251)) + 1000})
+    assert seen == [251]  # only the tail after the snapshot was replayed
+    assert await store.latest_snapshot("long", kind="total-v2") is None
