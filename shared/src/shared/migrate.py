@@ -39,6 +39,9 @@ from shared.settings import REPO_ROOT, DatabaseSettings, service_settings_config
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 KERNEL_VERSIONS = MIGRATIONS_DIR / "versions"
 KERNEL_BRANCH = "kernel"
+# The session advisory lock env.py holds while migrating, so that workers starting together migrate
+# one after the other; any constant unique among a database's advisory locks.
+MIGRATION_LOCK_KEY = 0x1C7C_0A1E
 # Import name → folder under services/ (the folder of registry_sync has a dash).
 SERVICES = {
     "units": "units",

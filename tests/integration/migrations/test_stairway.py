@@ -10,6 +10,9 @@ once they exist, each service's); the drift test compares `upgrade heads` with
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from shared import authz
 from shared.greek import fold_function_ddl
 from shared.migrate import (
+    MIGRATION_LOCK_KEY,
     SERVICES,
     downgrade,
     main,
@@ -171,3 +175,41 @@ def test_cli_upgrades_reports_and_downgrades_a_service_database(
 
     assert main(["units", "downgrade", "base", "--database-url", url]) == 0
     assert _user_objects(url) == []
+
+
+def _lock_waiters(connection: psycopg.Connection[Any]) -> int:
+    row = connection.execute(
+        """
+        SELECT count(*) FROM pg_locks
+         WHERE locktype = 'advisory' AND NOT granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_workers_starting_together_migrate_one_after_the_other(
+    fresh_database: DatabaseFactory,
+) -> None:
+    url = fresh_database("migrate_concurrently")
+    command = [sys.executable, "-m", "shared.migrate", "units", "upgrade", "--database-url", url]
+
+    with psycopg.connect(_libpq(url), autocommit=True) as holder:
+        # Hold the migration lock: every worker must queue behind it rather than migrate at once.
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        # Processes, not threads: Alembic's `context` is process-global, and replicas are processes.
+        workers = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        deadline = time.monotonic() + 60
+        while _lock_waiters(holder) < len(workers):
+            assert all(worker.poll() is None for worker in workers), "a worker did not wait"
+            assert time.monotonic() < deadline, "the workers never queued on the migration lock"
+            time.sleep(0.05)
+        holder.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    outcomes = [(worker.communicate(timeout=120)[1], worker.returncode) for worker in workers]
+
+    for stderr, status in outcomes:
+        assert status == 0, stderr
+    with psycopg.connect(_libpq(url)) as connection:
+        versions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    heads = set(script_directory(service_versions_dir("units")).get_heads())
+    assert {row[0] for row in versions} == heads

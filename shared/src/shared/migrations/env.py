@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from alembic import context
-from sqlalchemy import Connection, MetaData, create_engine, pool
+from sqlalchemy import Connection, MetaData, create_engine, pool, text
 
 from shared import authz
+from shared.migrate import MIGRATION_LOCK_KEY
 from shared.schema import kernel_metadata
 
 config = context.config
@@ -47,9 +48,18 @@ def _run_offline() -> None:
 
 
 def _run_on(connection: Connection) -> None:
-    _configure(connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
+    # Workers migrate at startup, so replicas may start together: a session-level advisory lock
+    # makes the second wait, then find the database already at head (Alembic itself does not lock).
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    connection.commit()
+    try:
+        _configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        connection.rollback()
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.commit()
 
 
 def _run_online() -> None:
@@ -64,7 +74,6 @@ def _run_online() -> None:
     try:
         with engine.connect() as connection:
             _run_on(connection)
-            connection.commit()
     finally:
         engine.dispose()
 
