@@ -55,7 +55,7 @@ up: install ## Start infra and every service in the foreground; Ctrl-C stops all
 	@echo "equipment      http://127.0.0.1:$(EQUIPMENT_PORT)/docs"
 	@echo "compliance     http://127.0.0.1:$(COMPLIANCE_PORT)/docs"
 	@echo "registry-sync  http://127.0.0.1:$(REGISTRY_SYNC_PORT)/docs"
-	deploy/with-infra.sh .venv/bin/honcho start -f Procfile -e deploy/local.env
+	deploy/with-infra.sh sh -c '$(MAKE) --no-print-directory migrate && exec .venv/bin/honcho start -f Procfile -e deploy/local.env'
 
 down: infra-down ## Stop everything `make up` or `make infra-up` left running
 

@@ -10,6 +10,7 @@ import subprocess
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from shared import authz
@@ -92,3 +93,47 @@ async def test_units_worker_migrates_relays_projects_and_stops_on_sigterm(
         if store is not None:
             await store.close()
         await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("service", "prefix"),
+    [("equipment", "EQUIPMENT"), ("compliance", "COMPLIANCE"), ("registry-sync", "REGISTRY_SYNC")],
+)
+async def test_every_worker_migrates_its_database_and_stops_on_sigterm(
+    service: str,
+    prefix: str,
+    fresh_database: DatabaseFactory,
+    kafka_bootstrap: str,
+    unique_topic: TopicFactory,
+) -> None:
+    url = fresh_database(f"{prefix.lower()}_worker")
+    env = {
+        **os.environ,
+        f"{prefix}_DATABASE_URL": url,
+        f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+    }
+    for kind in ("units", "equipment", "compliance"):
+        env[f"{prefix}_{kind.upper()}_TOPIC"] = await unique_topic(f"{kind}-events", partitions=6)
+    process = subprocess.Popen(  # noqa: ASYNC220  (a long-lived child, polled without blocking)
+        [str(ROOT / ".venv" / "bin" / f"{service}-worker")], env=env, cwd=ROOT
+    )
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            try:
+                store = await EventStore.open(url, source="/tests", clock=SystemClock())
+                position = await store.last_position()  # fails until the worker has migrated
+                await store.close()
+                break
+            except Exception:  # (not migrated yet)
+                assert process.poll() is None, "the worker died"
+                assert asyncio.get_running_loop().time() < deadline, "never migrated"
+                await asyncio.sleep(0.2)
+        assert position == 0
+        await asyncio.sleep(1.0)  # let its loops start, so SIGTERM stops running work
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -175,13 +175,13 @@ def test_one_container_per_service_built_from_its_dockerfile(
         assert f"uv sync --frozen --no-dev --no-editable --package {name}" in dockerfile
 
 
-def test_procfile_runs_every_service_api() -> None:
+def test_procfile_runs_every_service_api_and_worker() -> None:
     procfile = (ROOT / "Procfile").read_text("utf-8")
     entries = dict(
         line.split(":", 1)
         for line in procfile.splitlines()
         if line.strip() and not line.startswith("#")
     )
-    assert {name: command.strip() for name, command in entries.items()} == {
-        name: f".venv/bin/{name}-api" for name in SERVICES
-    }
+    expected = {name: f".venv/bin/{name}-api" for name in SERVICES}
+    expected |= {f"{name}-worker": f".venv/bin/{name}-worker" for name in SERVICES}
+    assert {name: command.strip() for name, command in entries.items()} == expected

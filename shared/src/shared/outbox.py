@@ -127,7 +127,9 @@ class OutboxRelay:
             if producer is None:
                 return
             try:
-                partitions = len(await producer.partitions_for(self.topic))
+                partitions = await self._partition_count(producer, stop)
+                if partitions is None:
+                    return
                 while not stop.is_set():
                     # Still leader? A dead lock connection means another relay may lead now.
                     await lock_conn.execute("SELECT 1")
@@ -157,6 +159,17 @@ class OutboxRelay:
                 log.warning("outbox_kafka_unavailable", error=str(exc), backoff_s=backoff)
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(self._max_backoff_s, backoff * 2)
+        return None
+
+    async def _partition_count(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> int | None:
+        # aiokafka waits for ever on a topic that does not exist; a relay must stay stoppable and
+        # say what is wrong instead.
+        while not stop.is_set():
+            try:
+                known = await asyncio.wait_for(producer.partitions_for(self.topic), timeout=5)
+                return len(known)
+            except TimeoutError:
+                log.error("outbox_topic_missing", topic=self.topic)
         return None
 
     async def publish_batch(

@@ -91,7 +91,8 @@ async def run_worker(
 
 async def migrate(service: str, settings: WorkerSettings) -> None:
     """Bring the service's database to the newest schema (kernel branch + its own revisions)."""
-    await asyncio.to_thread(upgrade, settings.database_url, service_versions_dir(service))
+    versions = service_versions_dir(service.replace("-", "_"))
+    await asyncio.to_thread(upgrade, settings.database_url, versions)
 
 
 def worker_main(

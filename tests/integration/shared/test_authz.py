@@ -1,7 +1,5 @@
 """The authorization projection on real PostgreSQL: units events in, scope answers out."""
 
-
-
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

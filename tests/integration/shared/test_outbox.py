@@ -153,3 +153,19 @@ async def test_two_relays_only_one_publishes_and_the_other_takes_over_after_kill
     received = await read_topic(kafka_bootstrap, topic, 201)
     versions = sorted({e.version for e in received})
     assert versions == list(range(1, 202))  # every event arrived; duplicates only by re-send
+
+
+async def test_a_relay_whose_topic_is_missing_keeps_the_outbox_and_stops_when_told(
+    setup: tuple[str, AsyncEngine, EventStore], kafka_bootstrap: str, run_id: str
+) -> None:
+    url, engine, store = setup
+    await store.append("no-topic", [Counted(amount=1)], expected_version=0)
+    before = await outbox_size(engine)
+    relay = OutboxRelay(url, topic=f"missing.{run_id}", bootstrap_servers=kafka_bootstrap)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.wait_for(task, timeout=15)
+    assert relay.published == 0
+    assert await outbox_size(engine) == before
