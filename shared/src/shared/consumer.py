@@ -19,8 +19,10 @@ Notes:
   seen on that partition, because a relay publishes each partition in position order.
 - A poison event (not decodable, unknown type, or `apply` raising) goes to `<projection>.dlq` with
   the reason in its headers, before the batch commits, and the loop goes on. A batch is first
-  applied optimistically in one transaction; if anything fails it is re-run event by event under
-  savepoints to isolate the culprit, so the fast path pays for no savepoints.
+  applied optimistically in one transaction (through `apply_batch` when the projection has one,
+  one span for the batch linked to the events' traces; else `apply` per event, one span each); if
+  anything fails it is re-run event by event under savepoints to isolate the culprit, so the fast
+  path pays for no savepoints.
 - Each batch transaction first takes a transaction-scoped advisory lock named after the projection:
   two runners of one projection (a rebalance overlap) and a rebuild's swap never interleave.
 - `wait_for_position` lets a reader wait, bounded, until the projection applied a given write.
@@ -54,6 +56,8 @@ log = structlog.get_logger(__name__)
 tracer = trace.get_tracer(__name__)
 
 Apply = Callable[[RecordedEvent, AsyncSession], Awaitable[None]]
+ApplyBatch = Callable[[Sequence[RecordedEvent], AsyncSession], Awaitable[None]]
+MAX_SPAN_LINKS = 128
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,9 @@ class Projection:
     apply: Apply
     metadata: MetaData | None = None
     dlq_partitions: int = 1
+    # Optional fast path: fold a whole batch at once (e.g. one multi-row upsert). It must have the
+    # effect of `apply` on each event in order; a failing batch is redone with `apply`, per event.
+    apply_batch: ApplyBatch | None = None
 
     @property
     def dlq_topic(self) -> str:
@@ -263,31 +270,22 @@ class ProjectorRunner:
         async with AsyncSession(self.engine, expire_on_commit=False) as session, session.begin():
             connection = await session.connection(execution_options=self._execution_options)
             stored = await load_offsets(connection, self.offsets_name, lock=True)
-            for tp, records in batch.items():
-                current = stored.get(tp)
-                if current is not None and records and records[0].offset > current.offset + 1:
-                    # The stored offset is behind what we fetched (a rebuild was swapped in, or
-                    # another runner wrote less): go back rather than skip events.
-                    if consumer is not None:
-                        consumer.seek(tp, current.offset + 1)
-                    continue
-                position_floor = current.source_position if current else 0
-                last_offset = current.offset if current else -1
-                for record in records:
-                    if record.offset <= last_offset:
-                        stats.skipped += 1
-                        continue
-                    last_offset = record.offset
-                    outcome = await self._one(session, record, position_floor, careful=careful)
-                    if outcome == "applied":
+            to_apply = self._select(batch, stored, consumer, stats)
+            if careful:
+                for record, event in to_apply:
+                    reason = await self._apply_one(session, event, savepoint=True)
+                    if reason is None:
                         stats.applied += 1
-                    elif outcome == "skipped":
-                        stats.skipped += 1
                     else:
-                        stats.poison.append((record, outcome))
-                        stats.dead_lettered += 1
-                    position_floor = max(position_floor, _position_of(record))
-                stats.partitions[tp] = _Stored(last_offset, position_floor)
+                        stats.poison.append((record, reason))
+            elif self.projection.apply_batch is not None:
+                await self._apply_batch([event for _, event in to_apply], session)
+                stats.applied += len(to_apply)
+            else:
+                for _, event in to_apply:
+                    await self._apply_one(session, event, savepoint=False)
+                stats.applied += len(to_apply)
+            stats.dead_lettered = len(stats.poison)
             # Sent only once the batch is known to commit (the optimistic pass may be redone), and
             # before the commit: a poison event is never both skipped and lost.
             for record, reason in stats.poison:
@@ -295,35 +293,86 @@ class ProjectorRunner:
             await store_offsets(connection, self.offsets_name, stats.partitions)
         return stats
 
-    async def _one(
-        self, session: AsyncSession, record: Any, position_floor: int, *, careful: bool
-    ) -> str:
-        """Apply one record; return "applied", "skipped", or the reason it is poison."""
-        try:
-            event = decode_record(record)
-        except PoisonEventError as exc:
-            return str(exc)
-        if event.position and event.position <= position_floor:
-            return "skipped"  # a re-published duplicate of an event already applied
-        context = context_from_traceparent(event.traceparent)
+    def _select(
+        self,
+        batch: dict[TopicPartition, list[Any]],
+        stored: dict[TopicPartition, _Stored],
+        consumer: AIOKafkaConsumer | None,
+        stats: BatchStats,
+    ) -> list[tuple[Any, RecordedEvent]]:
+        """Decode the batch; set aside poison, skip what was applied, note the new offsets."""
+        to_apply: list[tuple[Any, RecordedEvent]] = []
+        for tp, records in batch.items():
+            current = stored.get(tp)
+            if current is not None and records and records[0].offset > current.offset + 1:
+                # The stored offset is behind what we fetched (a rebuild was swapped in, or
+                # another runner wrote less): go back rather than skip events.
+                if consumer is not None:
+                    consumer.seek(tp, current.offset + 1)
+                continue
+            position_floor = current.source_position if current else 0
+            last_offset = current.offset if current else -1
+            for record in records:
+                if record.offset <= last_offset:
+                    stats.skipped += 1
+                    continue
+                last_offset = record.offset
+                try:
+                    event = decode_record(record)
+                except PoisonEventError as exc:
+                    stats.poison.append((record, str(exc)))
+                    position_floor = max(position_floor, _position_of(record))
+                    continue
+                if event.position and event.position <= position_floor:
+                    stats.skipped += 1  # a re-published duplicate of an applied event
+                    continue
+                position_floor = max(position_floor, event.position)
+                to_apply.append((record, event))
+            stats.partitions[tp] = _Stored(last_offset, position_floor)
+        return to_apply
+
+    async def _apply_one(
+        self, session: AsyncSession, event: RecordedEvent, *, savepoint: bool
+    ) -> str | None:
+        """Apply one event in its own span; return None, or (with a savepoint) why it failed."""
         with tracer.start_as_current_span(
             f"project {event.type}",
-            context=context,
+            context=context_from_traceparent(event.traceparent),
             attributes={
                 "projection": self.projection.name,
                 "event.id": str(event.event_id),
                 "event.stream_id": event.stream_id,
             },
         ):
-            if not careful:
+            if not savepoint:
                 await self.projection.apply(event, session)
-                return "applied"
+                return None
             try:
                 async with session.begin_nested():
                     await self.projection.apply(event, session)
             except Exception as exc:
                 return f"apply failed: {exc!r}"
-            return "applied"
+            return None
+
+    async def _apply_batch(self, events: list[RecordedEvent], session: AsyncSession) -> None:
+        """Apply a whole batch at once; one span linked to each event's trace (up to a bound)."""
+        assert self.projection.apply_batch is not None  # noqa: S101  (checked by the caller)
+        links = [
+            trace.Link(span_context)
+            for event in events[:MAX_SPAN_LINKS]
+            if event.traceparent
+            and (
+                span_context := trace.get_current_span(
+                    context_from_traceparent(event.traceparent)
+                ).get_span_context()
+            ).is_valid
+        ]
+        with tracer.start_as_current_span(
+            "project batch",
+            links=links,
+            attributes={"projection": self.projection.name, "batch.size": len(events)},
+        ):
+            await self.projection.apply_batch(events, session)
 
     async def _dead_letter(self, record: Any, reason: str) -> None:
         log.warning(

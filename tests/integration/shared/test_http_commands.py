@@ -185,24 +185,41 @@ async def test_one_trace_from_http_through_outbox_and_kafka_to_the_projector(
 
     stop = asyncio.Event()
     relay = OutboxRelay(url, topic=topic, bootstrap_servers=kafka_bootstrap)
-    runner = ProjectorRunner(
-        projection("traced", [topic]), engine=view, bootstrap_servers=kafka_bootstrap
-    )
-    tasks = [asyncio.create_task(relay.run(stop)), asyncio.create_task(runner.run(stop))]
+    batched_view = await prepare(fresh_database("http_commands_view_batched"))
+    runners = [
+        ProjectorRunner(
+            projection("traced", [topic], batched=False),
+            engine=view,
+            bootstrap_servers=kafka_bootstrap,
+        ),
+        ProjectorRunner(
+            projection("traced-batched", [topic]),
+            engine=batched_view,
+            bootstrap_servers=kafka_bootstrap,
+        ),
+    ]
+    tasks = [asyncio.create_task(relay.run(stop))]
+    tasks += [asyncio.create_task(runner.run(stop)) for runner in runners]
     try:
-        await wait_for_position(
-            view,
-            "traced",
-            topic=topic,
-            stream_id="traced",
-            position=answer.json()["position"],
-            partitions=6,
-            timeout_s=60,
-        )
+        for name, engine in (("traced", view), ("traced-batched", batched_view)):
+            await wait_for_position(
+                engine,
+                name,
+                topic=topic,
+                stream_id="traced",
+                position=answer.json()["position"],
+                partitions=6,
+                timeout_s=60,
+            )
     finally:
         stop.set()
         await asyncio.gather(*tasks)
-    projected = [s for s in exporter.get_finished_spans() if s.name == "project Counted"]
+    spans = exporter.get_finished_spans()
+    projected = [s for s in spans if s.name == "project Counted"]
     assert projected, "the projector made no span"
     assert {s.context.trace_id for s in projected} == {trace_id}
+    # The batch fast path makes one span per batch, linked to the trace of each event in it.
+    batches = [s for s in spans if s.name == "project batch"]
+    assert any(link.context.trace_id == trace_id for s in batches for link in s.links)
     await view.dispose()
+    await batched_view.dispose()
