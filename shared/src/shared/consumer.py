@@ -168,8 +168,9 @@ class ProjectorRunner:
         *,
         engine: AsyncEngine,
         bootstrap_servers: str,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         poll_timeout_ms: int = 200,
+        kafka_commit_interval_s: float = 1.0,
         offsets_name: str | None = None,
         schema: str | None = None,
     ) -> None:
@@ -183,6 +184,9 @@ class ProjectorRunner:
         self._execution_options: dict[str, Any] = (
             {"schema_translate_map": {None: schema}} if schema else {}
         )
+        self.kafka_commit_interval_s = kafka_commit_interval_s
+        self._to_commit: dict[TopicPartition, int] = {}
+        self._committed_at = 0.0
         self.applied = 0
         self.dead_lettered = 0
         self._dlq: AIOKafkaProducer | None = None
@@ -253,10 +257,22 @@ class ProjectorRunner:
             stats = await self._process(batch, consumer, careful=True)
         self.applied += stats.applied
         self.dead_lettered += stats.dead_lettered
-        if consumer is not None and stats.partitions and consumer._group_id is not None:
-            # After the database commit: Kafka's committed offsets only serve lag monitoring.
+        for tp, stored in stats.partitions.items():
+            self._to_commit[tp] = stored.offset + 1
+        now = time.monotonic()
+        if (
+            consumer is not None
+            and self._to_commit
+            and consumer._group_id is not None
+            and now - self._committed_at >= self.kafka_commit_interval_s
+        ):
+            # After the database commit, and at most once per interval: Kafka's committed offsets
+            # only feed lag monitoring (the database's offsets are the truth), so a broker round
+            # trip per batch would cost throughput for nothing.
             with contextlib.suppress(KafkaError):
-                await consumer.commit({tp: s.offset + 1 for tp, s in stats.partitions.items()})
+                await consumer.commit(dict(self._to_commit))
+                self._to_commit.clear()
+                self._committed_at = now
         return stats
 
     async def _process(
