@@ -40,6 +40,11 @@ from shared.events.units import (
     GlobalRole,
     GlobalRoleGranted,
     GlobalRoleRevoked,
+    LocationAdded,
+    LocationKind,
+    LocationRenamed,
+    LocationRetired,
+    LocationTransferred,
     RoleGranted,
     RoleRevoked,
     UnitAbolished,
@@ -50,6 +55,8 @@ from shared.events.units import (
     UnitRenamed,
     UnitReparented,
     UnitRole,
+    UnitServingStarted,
+    UnitServingStopped,
     UnitSuspended,
 )
 from shared.hashchain import chain, verify
@@ -75,11 +82,55 @@ SAMPLES: dict[str, Event] = {
             unit_type="gymnasium",
             mm_id="1000451",
             registered_on=date(1985, 9, 1),
+            municipality="ΑΘΗΝΑΙΩΝ",
+            address="Λεωφ. Αλεξάνδρας 12",
+            postal_code="11473",
+            operation_shift="ΗΜΕΡΗΣΙΟ",
+            legal_character="ΔΗΜΟΣΙΟ",
+            orientation="ΜΟΥΣΙΚΟ",
+            phone="2106400000",
+            email="mail@1gym-athin.att.sch.gr",
+            is_holding_node=True,
         ),
         UnitRenamed(unit_id="0551010", name="1ο Γυμνάσιο Αθηνών Ελ. Βενιζέλου", renamed_on=ON),
         UnitDetailsChanged(
-            unit_id="0551010", unit_type="model_gymnasium", mm_id="1000452", changed_on=ON
+            unit_id="0551010",
+            unit_type="model_gymnasium",
+            mm_id="1000452",
+            changed_on=ON,
+            municipality="ΑΘΗΝΑΙΩΝ",
+            address="Πατησίων 5",
+            postal_code="10433",
+            operation_shift="ΕΣΠΕΡΙΝΟ",
+            legal_character="ΙΔΙΩΤΙΚΟ",
+            orientation="ΚΑΛΛΙΤΕΧΝΙΚΟ",
+            phone="2106400001",
+            email="",
         ),
+        LocationAdded(
+            unit_id="0551010",
+            location_id="0551010-L2",
+            name="Εργαστήριο Πληροφορικής (ΣΕΠΕΗΥ)",
+            kind=LocationKind.COMPUTER_LAB,
+            added_on=ON,
+            is_from_template=True,
+        ),
+        LocationRenamed(
+            unit_id="0551010", location_id="0551010-L2", name="ΣΕΠΕΗΥ 1", renamed_on=ON
+        ),
+        LocationRetired(
+            unit_id="0551010", location_id="0551010-L2", retired_on=ON, reason="Κατεδάφιση"
+        ),
+        LocationTransferred(
+            unit_id="0551010",
+            location_id="0551011-L1",
+            from_unit_id="0551011",
+            name="Γραφείο Διεύθυνσης",
+            kind=LocationKind.OFFICE,
+            transferred_on=ON,
+        ),
+        UnitServingStarted(unit_id="0599001", served_unit_id="0551010", started_on=ON),
+        UnitServingStopped(unit_id="0599001", served_unit_id="0551010", stopped_on=ON),
         UnitReparented(
             unit_id="0551010", from_parent_id="0551000", to_parent_id="0552000", reparented_on=ON
         ),
@@ -239,6 +290,37 @@ class WireFormatProbeRecorded(Event):
 def _probe_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     upcast = {key: value for key, value in data.items() if key != "name"}
     return {**upcast, "label": data["name"], "room": ""}
+
+
+# UnitRegistered and UnitDetailsChanged as first published, before their details fields were
+# added (with defaults): stored payloads of that shape must keep decoding, unchanged in meaning.
+FIRST_PUBLISHED = {
+    "UnitRegistered": {
+        "mm_id": "1000451",
+        "name": "1ο Γυμνάσιο Αθηνών «Ο Παρθενών»",
+        "parent_id": "0551000",
+        "registered_on": "1985-09-01",
+        "unit_id": "0551010",
+        "unit_type": "gymnasium",
+    },
+    "UnitDetailsChanged": {
+        "changed_on": "2026-03-16",
+        "mm_id": "1000452",
+        "unit_id": "0551010",
+        "unit_type": "model_gymnasium",
+    },
+}
+
+
+@pytest.mark.parametrize("event_type", sorted(FIRST_PUBLISHED))
+def test_a_payload_without_the_fields_added_later_still_decodes(event_type: str) -> None:
+    data = FIRST_PUBLISHED[event_type]
+
+    decoded = decode(event_type, 1, data)
+
+    assert decoded.model_dump(mode="json", include=set(data)) == data
+    added = set(type(decoded).model_fields) - set(data) - {"type"}
+    assert all(getattr(decoded, name) in (None, False) for name in added)
 
 
 def test_older_schema_version_is_upcast_on_decode() -> None:

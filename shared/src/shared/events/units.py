@@ -57,6 +57,18 @@ class UnitRegistered(Event):
     unit_type: Annotated[str, StringConstraints(min_length=1)]
     mm_id: str | None = None  # the mm.sch.gr id, when the unit has one
     registered_on: date
+    # Descriptive details (added later, with defaults: older payloads decode unchanged).
+    municipality: str | None = None
+    address: str | None = None
+    postal_code: str | None = None
+    operation_shift: str | None = None  # e.g. ΗΜΕΡΗΣΙΟ, ΕΣΠΕΡΙΝΟ
+    legal_character: str | None = None  # e.g. ΔΗΜΟΣΙΟ, ΙΔΙΩΤΙΚΟ
+    orientation: str | None = None  # e.g. the ΕΠΑΛ sector, a music or sports school
+    phone: str | None = None
+    email: str | None = None
+    # A node that only holds units until they are placed (e.g. primary units whose directorate
+    # the national list lacks); it has no locations and is never a real school.
+    is_holding_node: bool = False
 
 
 class UnitRenamed(Event):
@@ -76,6 +88,15 @@ class UnitDetailsChanged(Event):
     unit_type: Annotated[str, StringConstraints(min_length=1)] | None = None
     mm_id: str | None = None
     changed_on: date
+    # Added later, with defaults: None still means unchanged, "" clears the value.
+    municipality: str | None = None
+    address: str | None = None
+    postal_code: str | None = None
+    operation_shift: str | None = None
+    legal_character: str | None = None
+    orientation: str | None = None
+    phone: str | None = None
+    email: str | None = None
 
 
 class UnitReparented(Event):
@@ -122,6 +143,88 @@ class UnitMerged(Event):
     into_unit_id: UnitId
     merged_on: date
     decision_reference: str | None = None
+
+
+LocationId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.-]+$")
+]
+
+
+class LocationKind(StrEnum):
+    """What a location is used for; equipment is recorded in a location."""
+
+    OFFICE = "office"
+    COMPUTER_LAB = "computer_lab"  # ΣΕΠΕΗΥ: the school's computer lab
+    CLASSROOM = "classroom"
+    LIBRARY = "library"
+    SCIENCE_LAB = "science_lab"
+    WORKSHOP = "workshop"
+    STAFF_ROOM = "staff_room"
+    SERVER_ROOM = "server_room"
+    STORAGE = "storage"
+    OTHER = "other"
+
+
+class LocationAdded(Event):
+    """Add a location (lab, office, classroom, ...) to a unit from `added_on`."""
+
+    type: Literal["LocationAdded"] = "LocationAdded"
+    unit_id: UnitId
+    location_id: LocationId  # `<unit_id>-L<n>`: stable, also after the unit merges into another
+    name: Annotated[str, StringConstraints(min_length=1)]
+    kind: LocationKind
+    added_on: date
+    is_from_template: bool = False  # created with the unit from its type's templates
+
+
+class LocationRenamed(Event):
+    """Give a unit's location a new name from `renamed_on`."""
+
+    type: Literal["LocationRenamed"] = "LocationRenamed"
+    unit_id: UnitId
+    location_id: LocationId
+    name: Annotated[str, StringConstraints(min_length=1)]
+    renamed_on: date
+
+
+class LocationRetired(Event):
+    """Stop using a location from `retired_on`; it stays in history and takes no new items."""
+
+    type: Literal["LocationRetired"] = "LocationRetired"
+    unit_id: UnitId
+    location_id: LocationId
+    retired_on: date
+    reason: str = ""
+
+
+class LocationTransferred(Event):
+    """Hand a location of a merged unit (`from_unit_id`) to the absorbing unit `unit_id`."""
+
+    type: Literal["LocationTransferred"] = "LocationTransferred"
+    unit_id: UnitId
+    location_id: LocationId
+    from_unit_id: UnitId
+    name: Annotated[str, StringConstraints(min_length=1)]
+    kind: LocationKind
+    transferred_on: date
+
+
+class UnitServingStarted(Event):
+    """A support unit (`unit_id`, e.g. a ΚΕΠΛΗΝΕΤ) starts serving `served_unit_id`."""
+
+    type: Literal["UnitServingStarted"] = "UnitServingStarted"
+    unit_id: UnitId
+    served_unit_id: UnitId
+    started_on: date
+
+
+class UnitServingStopped(Event):
+    """A support unit (`unit_id`) stops serving `served_unit_id`."""
+
+    type: Literal["UnitServingStopped"] = "UnitServingStopped"
+    unit_id: UnitId
+    served_unit_id: UnitId
+    stopped_on: date
 
 
 class RoleGranted(Event):
@@ -174,6 +277,12 @@ UnitsEvent = (
     | UnitReactivated
     | UnitAbolished
     | UnitMerged
+    | LocationAdded
+    | LocationRenamed
+    | LocationRetired
+    | LocationTransferred
+    | UnitServingStarted
+    | UnitServingStopped
     | RoleGranted
     | RoleRevoked
     | GlobalRoleGranted
@@ -185,6 +294,12 @@ __all__ = [
     "GlobalRole",
     "GlobalRoleGranted",
     "GlobalRoleRevoked",
+    "LocationAdded",
+    "LocationId",
+    "LocationKind",
+    "LocationRenamed",
+    "LocationRetired",
+    "LocationTransferred",
     "RoleGranted",
     "RoleRevoked",
     "UnitAbolished",
@@ -196,6 +311,8 @@ __all__ = [
     "UnitRenamed",
     "UnitReparented",
     "UnitRole",
+    "UnitServingStarted",
+    "UnitServingStopped",
     "UnitSuspended",
     "UnitsEvent",
     "UserId",
