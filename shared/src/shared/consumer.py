@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -317,6 +318,25 @@ class ProjectorRunner:
         stats: BatchStats,
     ) -> list[tuple[Any, RecordedEvent]]:
         """Decode the batch; set aside poison, skip what was applied, note the new offsets."""
+        # Decoding a batch allocates tens of thousands of small, acyclic objects that stay alive
+        # until the batch commits; the cyclic collector would scan them again and again (it halved
+        # the projector's throughput in `make bench`). This loop never awaits, so pausing the
+        # collector for its length is bounded; reference counting still frees what dies.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._select_records(batch, stored, consumer, stats)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _select_records(
+        self,
+        batch: dict[TopicPartition, list[Any]],
+        stored: dict[TopicPartition, _Stored],
+        consumer: AIOKafkaConsumer | None,
+        stats: BatchStats,
+    ) -> list[tuple[Any, RecordedEvent]]:
         to_apply: list[tuple[Any, RecordedEvent]] = []
         for tp, records in batch.items():
             current = stored.get(tp)

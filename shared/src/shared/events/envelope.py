@@ -187,7 +187,7 @@ class RecordedEvent:
         if value is None:
             raise EnvelopeDecodeError("record without a value")
         try:
-            attrs = {name[3:]: raw.decode() for name, raw in headers if name[:3] == "ce_"}
+            raw = dict(headers)
             data = json.loads(value.decode())
         except UnicodeDecodeError as exc:
             raise EnvelopeDecodeError(f"value is not JSON: {exc}") from exc
@@ -195,32 +195,39 @@ class RecordedEvent:
             raise EnvelopeDecodeError(f"value is not JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise EnvelopeDecodeError("value is not a JSON object")
-        get = attrs.get
+        get = raw.get
         try:
-            if attrs["specversion"] != SPEC_VERSION:
-                raise EnvelopeDecodeError(f"specversion {attrs['specversion']!r} is not 1.0")
-            actor_id = get("actorid")
-            correlation = get("correlationid")
-            causation = get("causationid")
+            if raw["ce_specversion"] != b"1.0":
+                raise EnvelopeDecodeError(f"specversion {raw['ce_specversion']!r} is not 1.0")
+            actor_id = get("ce_actorid")
+            actor_role = get("ce_actorrole")
+            correlation = get("ce_correlationid")
+            causation = get("ce_causationid")
+            unit_id = get("ce_unitid")
+            traceparent = get("ce_traceparent")
             recorded = cls(
-                event_id=UUID(attrs["id"]),
-                source=attrs["source"],
-                stream_id=attrs["subject"],
-                version=int(attrs["streamversion"]),
-                position=int(get("position", 0)),
-                type=attrs["type"],
-                schema_version=int(get("schemaversion", 1)),
+                event_id=UUID(raw["ce_id"].decode()),
+                source=raw["ce_source"].decode(),
+                stream_id=raw["ce_subject"].decode(),
+                version=int(raw["ce_streamversion"]),
+                position=int(get("ce_position", b"0")),
+                type=raw["ce_type"].decode(),
+                schema_version=int(get("ce_schemaversion", b"1")),
                 data=data,
-                recorded_at=parse_time(attrs["time"]),
-                unit_id=get("unitid"),
-                actor=Actor(actor_id, get("actorrole")) if actor_id else None,
-                correlation_id=UUID(correlation) if correlation else None,
-                causation_id=UUID(causation) if causation else None,
-                traceparent=get("traceparent"),
-                prevhash=get("prevhash", ""),
-                hash=get("hash", ""),
+                recorded_at=parse_time(raw["ce_time"].decode()),
+                unit_id=unit_id.decode() if unit_id else None,
+                actor=(
+                    Actor(actor_id.decode(), actor_role.decode() if actor_role else None)
+                    if actor_id
+                    else None
+                ),
+                correlation_id=UUID(correlation.decode()) if correlation else None,
+                causation_id=UUID(causation.decode()) if causation else None,
+                traceparent=traceparent.decode() if traceparent else None,
+                prevhash=get("ce_prevhash", b"").decode(),
+                hash=get("ce_hash", b"").decode(),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, EnvelopeDecodeError):
                 raise
             raise EnvelopeDecodeError(f"not a CloudEvent of ours: {exc!r}") from exc
