@@ -23,7 +23,7 @@ PYTEST := $(TEST_ENV) $(PY) -m pytest
 # Test folders that exist (others add theirs); pytest exits 5 when a folder holds no tests yet.
 TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
 
-.PHONY: help install infra-up infra-down up down test lint fmt unit integration e2e bench token
+.PHONY: help install infra-up infra-down up down test lint fmt unit integration e2e bench token replay
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -104,3 +104,8 @@ token: ## Mint a development token: make token USER=<user id>
 	@# USER is also the login name in the environment: only a USER given on the command line counts.
 	@[ "$(origin USER)" = "command line" ] || { echo "usage: make token USER=<user id>"; exit 2; }
 	$(UV) run --frozen python -m shared.devissuer mint --user $(USER)
+
+replay: ## Rebuild a projection from offset 0 and swap it in: make replay SERVICE=units PROJECTION=units.authz
+	@[ -n "$(SERVICE)" ] && [ -n "$(PROJECTION)" ] || { \
+		echo "usage: make replay SERVICE=<units|equipment|compliance|registry-sync> PROJECTION=<name>"; exit 2; }
+	.venv/bin/$(SERVICE)-worker rebuild $(PROJECTION)
