@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from shared.events.base import EventSchemaTooNewError, UnknownEventTypeError
 from shared.events.envelope import EnvelopeDecodeError, RecordedEvent
+from shared.logging import event_context
 from shared.outbox import advisory_key
 from shared.partitioning import partition_for
 from shared.telemetry import context_from_traceparent
@@ -371,14 +372,19 @@ class ProjectorRunner:
         self, session: AsyncSession, event: RecordedEvent, *, savepoint: bool
     ) -> str | None:
         """Apply one event in its own span; return None, or (with a savepoint) why it failed."""
-        with tracer.start_as_current_span(
-            f"project {event.type}",
-            context=context_from_traceparent(event.traceparent),
-            attributes={
-                "projection": self.projection.name,
-                "event.id": str(event.event_id),
-                "event.stream_id": event.stream_id,
-            },
+        with (
+            event_context(
+                event_id=event.event_id, stream_id=event.stream_id, unit_id=event.unit_id
+            ),
+            tracer.start_as_current_span(
+                f"project {event.type}",
+                context=context_from_traceparent(event.traceparent),
+                attributes={
+                    "projection": self.projection.name,
+                    "event.id": str(event.event_id),
+                    "event.stream_id": event.stream_id,
+                },
+            ),
         ):
             if not savepoint:
                 await self.projection.apply(event, session)
