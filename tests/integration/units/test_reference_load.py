@@ -50,13 +50,10 @@ async def test_reference_lists_load_once_and_a_rerun_changes_nothing(
             directorates = await list_directorates(connection)
             types = await list_unit_types(connection)
             municipalities = await list_municipalities(connection)
-            levels = dict(
-                (
-                    await connection.execute(
-                        text("SELECT level, count(*) FROM ref_directorates GROUP BY level")
-                    )
-                ).all()
+            grouped = await connection.execute(
+                text("SELECT level, count(*) FROM ref_directorates GROUP BY level")
             )
+            levels = {str(level): int(count) for level, count in grouped.all()}
     finally:
         await engine.dispose()
 
