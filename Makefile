@@ -47,6 +47,12 @@ migrate: ## Apply every service's migrations to its database (needs `make infra-
 		echo "== $$service"; $(PY) -m shared.migrate $$service upgrade; \
 	done
 
+# Demo data: the reference lists and the real list of 15,053 units, through the units bulk import
+# (idempotent: a second run reports every row unchanged and appends nothing).
+.PHONY: seed
+seed: ## Load the units reference lists and the real list of units (needs `make migrate`)
+	$(PY) -m units.seed
+
 infra-down: ## Stop Kafka and PostgreSQL (data kept in .local/)
 	deploy/infra-down.sh
 
@@ -55,7 +61,7 @@ up: install ## Start infra and every service in the foreground; Ctrl-C stops all
 	@echo "equipment      http://127.0.0.1:$(EQUIPMENT_PORT)/docs"
 	@echo "compliance     http://127.0.0.1:$(COMPLIANCE_PORT)/docs"
 	@echo "registry-sync  http://127.0.0.1:$(REGISTRY_SYNC_PORT)/docs"
-	deploy/with-infra.sh sh -c '$(MAKE) --no-print-directory migrate && exec .venv/bin/honcho start -f Procfile -e deploy/local.env'
+	deploy/with-infra.sh sh -c '$(MAKE) --no-print-directory migrate && $(MAKE) --no-print-directory seed && exec .venv/bin/honcho start -f Procfile -e deploy/local.env'
 
 down: infra-down ## Stop everything `make up` or `make infra-up` left running
 
