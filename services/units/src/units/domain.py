@@ -268,7 +268,8 @@ def validate_code(code: str) -> str:
       `gendith`, `kedkykl`, `neo27`), and the codes chosen for nodes the registry lacks.
 
     Everything else is refused, never silently: other letter prefixes (e.g. `IDG0019`, a private
-    school's internal code), digit strings of other lengths, spaces, lower-case `sek`, punctuation.
+    school's internal code), digit strings of other lengths, spaces, punctuation, and anything
+    starting with `sek` in any case that is not `SEK` + digits (a misspelt workshop centre code).
     """
     if not code:
         raise InvalidUnitCodeError(code, "it is empty")
@@ -276,6 +277,9 @@ def validate_code(code: str) -> str:
         raise InvalidUnitCodeError(code, "it has spaces around it")
     if len(code) > MAX_CODE_LENGTH:
         raise InvalidUnitCodeError(code, f"it is longer than {MAX_CODE_LENGTH} characters")
+    if code[:3].lower() == "sek" and not _WORKSHOP_CENTRE.fullmatch(code):
+        # Not a text code that happens to start with "sek": a misspelt workshop centre code.
+        return _refuse(code, "workshop centre codes are SEK followed by 1-6 digits")
     if (
         _SEVEN_DIGITS.fullmatch(code)
         or _ABROAD.fullmatch(code)
@@ -285,8 +289,6 @@ def validate_code(code: str) -> str:
         return code
     if code.isdigit():
         return _refuse(code, f"{len(code)} digits; registry codes have 7 (8 for schools abroad)")
-    if code.isascii() and code[:3].upper() == "SEK":
-        return _refuse(code, "workshop centre codes are SEK followed by 1-6 digits")
     letters = re.match(r"[A-Za-z]+", code)
     if letters and code.isascii() and code.isalnum():
         return _refuse(
