@@ -179,11 +179,11 @@ async def ancestors(session: AsyncSession, unit_id: str) -> list[dict[str, Any]]
 # UNION (not UNION ALL) drops rows already reached, so bad data with a cycle cannot loop forever.
 _SUBTREE_CTE = """
 WITH RECURSIVE down(unit_id, depth) AS (
-    SELECT :unit_id, 0
+    SELECT CAST(:unit_id AS varchar(32)), 0
     UNION
     SELECT u.unit_id, d.depth + 1
     FROM down d JOIN units_view u ON u.effective_parent_id = d.unit_id
-    WHERE d.depth < :max_depth AND u.unit_id <> :unit_id
+    WHERE d.depth < :max_depth AND u.unit_id <> CAST(:unit_id AS varchar(32))
 )
 """
 _SUBTREE_COUNTS = text(
