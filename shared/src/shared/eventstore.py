@@ -29,6 +29,7 @@ Notes:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -45,12 +46,12 @@ from psycopg_pool import AsyncConnectionPool
 from shared.clock import Clock
 from shared.events.base import Event
 from shared.events.envelope import Actor, RecordedEvent, format_time
-from shared.hashchain import content_digest
+from shared.hashchain import CanonicalEnvelope, canonical_text
 from shared.schema import VERSION_CONFLICT_SQLSTATE
 
 _APPEND = (
-    "SELECT out_stream_id, out_version, out_position, out_prevhash, out_hash"
-    " FROM ictc_append(%s::jsonb)"
+    "SELECT out_version, out_position, out_prevhash, out_hash"
+    " FROM ictc_append(%s::jsonb, %s::integer, %s::timestamptz)"
 )
 
 _SELECT_EVENTS = (
@@ -112,6 +113,10 @@ class _Pending:
     expected_version: int | None
     events: list[Event]
     context: AppendContext
+
+
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _unit_id_of(event: Event, context: AppendContext) -> str | None:
@@ -217,42 +222,108 @@ class EventStore:
     async def _write(
         self, connection: psycopg.AsyncConnection[Any], pending: list[_Pending]
     ) -> list[AppendResult]:
+        # The hot path: each event is spelled once as canonical JSON (hashed here, the database
+        # chains the digests) and the request is assembled from JSON fragments, not re-serialised.
         now = self.clock.now()
         now_text = format_time(now)
-        drafts: list[tuple[str, list[RecordedEvent]]] = []
-        payload: list[dict[str, Any]] = []
+        source = self.source
+        encode_string = _json_string
+        streams: list[str] = []
+        built: list[list[tuple[UUID, Event, Mapping[str, Any], str | None]]] = []
+        total = 0
         for item in pending:
-            batch = [_draft(self.source, item.stream_id, e, item.context, now) for e in item.events]
-            drafts.append((item.stream_id, batch))
-            payload.append(
-                {
-                    "stream_id": item.stream_id,
-                    "expected_version": item.expected_version,
-                    "events": [_row(e, now_text) for e in batch],
-                }
+            context = item.context
+            actor = context.actor
+            correlation = str(context.correlation_id) if context.correlation_id else None
+            causation = str(context.causation_id) if context.causation_id else None
+            envelope = CanonicalEnvelope(
+                source=source,
+                stream_id=item.stream_id,
+                time_text=now_text,
+                actor_id=actor.user_id if actor else None,
+                actor_role=actor.role if actor else None,
+                correlation_id=correlation,
+                causation_id=causation,
             )
+            metadata = {
+                "source": source,
+                "actor_id": actor.user_id if actor else None,
+                "actor_role": actor.role if actor else None,
+                "correlation_id": correlation,
+                "causation_id": causation,
+                "traceparent": context.traceparent,
+            }
+            rows: list[str] = []
+            batch: list[tuple[UUID, Event, Mapping[str, Any], str | None]] = []
+            for event in item.events:
+                event_id = uuid4()
+                id_text = str(event_id)
+                data = event.payload()
+                data_text = canonical_text(data)
+                unit_id = _unit_id_of(event, context)
+                type_text = encode_string(event.type)
+                unit_text = "null" if unit_id is None else encode_string(unit_id)
+                digest = hashlib.sha256(
+                    envelope.event_text(
+                        event_id=id_text,
+                        type_=event.type,
+                        schema_version=event.schema_version,
+                        unit_id=unit_id,
+                        data_text=data_text,
+                    ).encode()
+                ).hexdigest()
+                rows.append(
+                    f'{{"event_id":"{id_text}","type":{type_text},'
+                    f'"schema_version":{int(event.schema_version)},"data":{data_text},'
+                    f'"unit_id":{unit_text},"digest":"{digest}"}}'
+                )
+                batch.append((event_id, event, data, unit_id))
+            expected = "null" if item.expected_version is None else str(int(item.expected_version))
+            streams.append(
+                f'{{"stream_id":{encode_string(item.stream_id)},"expected_version":{expected},'
+                f'"metadata":{_compact({k: v for k, v in metadata.items() if v is not None})},'
+                f'"events":[{",".join(rows)}]}}'
+            )
+            built.append(batch)
+            total += len(batch)
         try:
             cursor = await connection.execute(
-                _APPEND, (json.dumps(payload, ensure_ascii=False),), prepare=True
+                _APPEND, (f"[{','.join(streams)}]", total, now), prepare=True
             )
             written = await cursor.fetchall()
         except psycopg.Error as exc:
             raise _translate(exc, pending) from exc
         results: list[AppendResult] = []
         index = 0
-        for stream_id, batch in drafts:
+        for item, batch in zip(pending, built, strict=True):
+            context = item.context
             stamped: list[RecordedEvent] = []
-            for draft in batch:
-                _, version, position, prevhash, hash_ = written[index]
+            for event_id, event, payload, unit_id in batch:
+                version, position, prevhash, hash_ = written[index]
                 index += 1
                 stamped.append(
-                    _replace(
-                        draft, version=version, position=position, prevhash=prevhash, hash=hash_
+                    RecordedEvent(
+                        event_id=event_id,
+                        source=source,
+                        stream_id=item.stream_id,
+                        version=version,
+                        position=position,
+                        type=event.type,
+                        schema_version=event.schema_version,
+                        data=payload,
+                        recorded_at=now,
+                        unit_id=unit_id,
+                        actor=context.actor,
+                        correlation_id=context.correlation_id,
+                        causation_id=context.causation_id,
+                        traceparent=context.traceparent,
+                        prevhash=prevhash,
+                        hash=hash_,
                     )
                 )
             results.append(
                 AppendResult(
-                    stream_id,
+                    item.stream_id,
                     stamped[-1].version,
                     tuple(e.position for e in stamped),
                     tuple(stamped),
@@ -405,28 +476,6 @@ def record_from_row(source: str, row: Any) -> RecordedEvent:
     )
 
 
-def _draft(
-    source: str, stream_id: str, event: Event, context: AppendContext, now: datetime
-) -> RecordedEvent:
-    """Return the event as it will be recorded, before the database gives version and hashes."""
-    return RecordedEvent(
-        event_id=uuid4(),
-        source=source,
-        stream_id=stream_id,
-        version=0,
-        position=0,
-        type=event.type,
-        schema_version=event.schema_version,
-        data=event.payload(),
-        recorded_at=now,
-        unit_id=_unit_id_of(event, context),
-        actor=context.actor,
-        correlation_id=context.correlation_id,
-        causation_id=context.causation_id,
-        traceparent=context.traceparent,
-    )
-
-
 def _translate(exc: psycopg.Error, pending: list[_Pending]) -> Exception:
     diag = exc.diag
     if exc.sqlstate == VERSION_CONFLICT_SQLSTATE:
@@ -437,32 +486,3 @@ def _translate(exc: psycopg.Error, pending: list[_Pending]) -> Exception:
     if exc.sqlstate == "23505" and "uq_events_stream_id_version" in str(exc):
         return VersionConflictError(pending[0].stream_id, pending[0].expected_version, None)
     return exc
-
-
-def _replace(event: RecordedEvent, **changes: Any) -> RecordedEvent:
-    values = {
-        name: getattr(event, name) for name in event.__dataclass_fields__ if name != "_decoded"
-    }
-    values.update(changes)
-    return RecordedEvent(**values)
-
-
-def _row(event: RecordedEvent, recorded_at: str) -> dict[str, Any]:
-    metadata = {
-        "source": event.source,
-        "actor_id": event.actor.user_id if event.actor else None,
-        "actor_role": event.actor.role if event.actor else None,
-        "correlation_id": str(event.correlation_id) if event.correlation_id else None,
-        "causation_id": str(event.causation_id) if event.causation_id else None,
-        "traceparent": event.traceparent,
-    }
-    return {
-        "event_id": str(event.event_id),
-        "type": event.type,
-        "schema_version": event.schema_version,
-        "data": event.data,
-        "metadata": {k: v for k, v in metadata.items() if v is not None},
-        "unit_id": event.unit_id,
-        "recorded_at": recorded_at,
-        "digest": content_digest(event.hashed_attributes(recorded_at)).hex(),
-    }
