@@ -30,6 +30,7 @@ from shared.web import create_service_app, open_infrastructure
 from shared.worker import worker_main
 from units import projector
 from units.api import install_domain_problems, router
+from units.imports_api import router as imports_router
 from units.settings import Settings
 
 DESCRIPTION = "Owns the tree of education units, their locations and role grants."
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()
     )
     install_domain_problems(app)
     app.include_router(router)
+    app.include_router(imports_router)  # POST /units/imports (units.bulkimport)
     return app
 
 
