@@ -86,6 +86,6 @@ async def test_openapi_docs_are_served(name: str) -> None:
 def test_worker_names_its_projections(name: str) -> None:
     projections = MAINS[name].projections(MAINS[name].Settings())
     # Every worker folds its own authorization projection first; a service adds its read models.
-    assert [p.name for p in projections][0] == f"{name}.authz"
+    assert projections[0].name == f"{name}.authz"
     assert all(p.name.startswith(f"{name}.") for p in projections)
     assert all(p.metadata is not None for p in projections)  # each can be rebuilt
