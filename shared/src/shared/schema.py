@@ -45,7 +45,9 @@ events = Table(
     "events",
     kernel_metadata,
     Column("position", BigInteger, primary_key=True, autoincrement=False),
-    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    # No unique index on event_id: ids are uuid4 and covered by the hash; lookups go by
+    # (stream_id, version), which every envelope carries. Each index costs every append.
+    Column("event_id", UUID(as_uuid=True), nullable=False),
     Column("stream_id", Text, nullable=False),
     Column("version", Integer, nullable=False),
     Column("type", Text, nullable=False),
@@ -59,7 +61,6 @@ events = Table(
     UniqueConstraint("stream_id", "version", name="uq_events_stream_id_version"),
     CheckConstraint("version > 0", name="version_positive"),
     Index("ix_events_unit_id_position", "unit_id", "position"),
-    Index("ix_events_recorded_at", "recorded_at"),
 )
 
 event_positions = Table(
