@@ -42,7 +42,11 @@ DEFAULT_FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONT = "DejaVuSans"
 FONT_BOLD = "DejaVuSans-Bold"
 FONT_MONO = "DejaVuSansMono"
-_FONT_FILES = {FONT: "DejaVuSans.ttf", FONT_BOLD: "DejaVuSans-Bold.ttf", FONT_MONO: "DejaVuSansMono.ttf"}
+_FONT_FILES = {
+    FONT: "DejaVuSans.ttf",
+    FONT_BOLD: "DejaVuSans-Bold.ttf",
+    FONT_MONO: "DejaVuSansMono.ttf",
+}
 
 TITLE = "Βεβαίωση οριστικοποίησης απογραφής εξοπλισμού Τ.Π.Ε."
 STATUS_LABELS = {
