@@ -21,6 +21,7 @@ import json
 import os
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from uuid import UUID
@@ -36,6 +37,33 @@ from shared.events import (
     registered_types,
 )
 from shared.events.envelope import Actor, RecordedEvent
+from shared.events.equipment import (
+    Acquisition,
+    BundlePartAdded,
+    BundlePartRemoved,
+    InventoryCertified,
+    InventoryTransferClosed,
+    InventoryTransferOpened,
+    ItemBundled,
+    ItemDetailsCorrected,
+    ItemMoved,
+    ItemRegistered,
+    ItemStatus,
+    ItemStatusChanged,
+    ItemTransferAccepted,
+    ItemTransferCancelled,
+    ItemTransferDispatched,
+    ItemTransferRejected,
+    ItemUnbundled,
+    ItemWithdrawn,
+    ProductApproved,
+    ProductMerged,
+    ProductProposed,
+    ProductRejected,
+    SerialNumberClaimed,
+    SerialNumberReleased,
+    TransferOutcome,
+)
 from shared.events.units import (
     GlobalRole,
     GlobalRoleGranted,
@@ -70,6 +98,186 @@ PUBLISHED_PREFIX = f"{shared.events.__name__}."
 AT = datetime(2026, 3, 14, 9, 26, 53, 589793, tzinfo=UTC)
 ON = date(2026, 3, 16)
 ADMIN = "user-ministry-admin-01"
+
+ITEM = UUID("7d1c9a52-3f1e-4c8b-9a51-2f0d6c1e8b01")
+PART = UUID("7d1c9a52-3f1e-4c8b-9a51-2f0d6c1e8b02")
+PRODUCT = UUID("5b0e2c1a-8f3d-4e7a-b6c9-0a1d2e3f4a01")
+OTHER_PRODUCT = UUID("5b0e2c1a-8f3d-4e7a-b6c9-0a1d2e3f4a02")
+TRANSFER = UUID("c4a7e6d2-1b9f-4a3e-8d5c-6f2b1a0e9d01")
+IMPORT = UUID("e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a05")
+CERTIFICATION = UUID("9f8e7d6c-5b4a-4c3d-9e2f-1a0b9c8d7e01")
+ACQUISITION = Acquisition(
+    acquired_on=date(2019, 9, 2),
+    funding_programme="ΕΣΠΑ 2014-2020",
+    contract="Σύμβαση 12/2019",
+    cost_eur=Decimal("1234.50"),
+    invoice="ΤΙΜ 000341 / 2019-09-02",
+)
+EQUIPMENT_SAMPLES: tuple[Event, ...] = (
+    ProductProposed(
+        product_id=PRODUCT,
+        category_id="laptop",
+        manufacturer="Lenovo",
+        model="ThinkPad L14 Gen 2",
+        part_number="20X1S0AB00",
+        attributes={"cpu": "Intel Core i5-1135G7", "ram_gb": "8"},
+        proposed_by_unit_id="0551010",
+        proposed_at=AT,
+    ),
+    ProductApproved(product_id=PRODUCT, approved_at=AT),
+    ProductRejected(product_id=PRODUCT, reason="διπλοεγγραφή", rejected_at=AT),
+    ProductMerged(product_id=PRODUCT, into_product_id=OTHER_PRODUCT, merged_at=AT),
+    SerialNumberClaimed(
+        manufacturer_key="lenovo", serial_number="PF2ABC12", item_id=ITEM, unit_id="0551010"
+    ),
+    SerialNumberReleased(
+        manufacturer_key="lenovo", serial_number="PF2ABC12", item_id=ITEM, unit_id="0551010"
+    ),
+    ItemRegistered(
+        item_id=ITEM,
+        unit_id="0551010",
+        product_id=PRODUCT,
+        category_id="laptop",
+        manufacturer="Lenovo",
+        model="ThinkPad L14 Gen 2",
+        serial_number="PF2ABC12",
+        asset_number="ΑΠ-2019/17",
+        is_legacy_asset_number=True,
+        location_id="0551010-L3",
+        acquisition=ACQUISITION,
+        warranty_ends_on=date(2024, 9, 1),
+        status=ItemStatus.IN_STORAGE,
+        is_product_pending_approval=True,
+        notes="στο ντουλάπι του εργαστηρίου",
+        performed_on=ON,
+        import_id=IMPORT,
+    ),
+    ItemDetailsCorrected(
+        item_id=ITEM,
+        unit_id="0551010",
+        reason="λάθος πληκτρολόγησης",
+        performed_on=ON,
+        product_id=OTHER_PRODUCT,
+        category_id="laptop",
+        manufacturer="Lenovo",
+        model="ThinkPad L14 Gen 3",
+        serial_number="PF2ABC13",
+        asset_number="0551010-000017",
+        is_legacy_asset_number=False,
+        acquisition=ACQUISITION,
+        warranty_ends_on=date(2025, 9, 1),
+        is_product_pending_approval=False,
+        notes="",
+        cleared_fields=("notes",),
+        import_id=IMPORT,
+    ),
+    ItemStatusChanged(
+        item_id=ITEM,
+        unit_id="0551010",
+        from_status=ItemStatus.IN_USE,
+        to_status=ItemStatus.UNDER_REPAIR,
+        reason="δεν ανάβει η οθόνη",
+        performed_on=ON,
+    ),
+    ItemMoved(
+        item_id=PART,
+        unit_id="0551010",
+        from_location_id="0551010-L3",
+        to_location_id="0551010-L1",
+        performed_on=ON,
+        with_bundle_item_id=ITEM,
+    ),
+    ItemWithdrawn(
+        item_id=PART,
+        unit_id="0551010",
+        from_status=ItemStatus.FOR_WITHDRAWAL,
+        decision_reference="Πράξη 5/2026 Συλλόγου Διδασκόντων",
+        decided_on=date(2026, 3, 10),
+        reason="ασύμφορη επισκευή",
+        performed_on=ON,
+        with_bundle_item_id=ITEM,
+    ),
+    BundlePartAdded(
+        item_id=ITEM,
+        unit_id="0551010",
+        part_item_id=PART,
+        part_category_id="monitor",
+        performed_on=ON,
+    ),
+    BundlePartRemoved(
+        item_id=ITEM,
+        unit_id="0551010",
+        part_item_id=PART,
+        part_category_id="monitor",
+        reason="χάλασε",
+        performed_on=ON,
+    ),
+    ItemBundled(item_id=PART, unit_id="0551010", bundle_item_id=ITEM, performed_on=ON),
+    ItemUnbundled(item_id=PART, unit_id="0551010", bundle_item_id=ITEM, performed_on=ON),
+    ItemTransferDispatched(
+        item_id=PART,
+        unit_id="0551010",
+        transfer_id=TRANSFER,
+        to_unit_id="0551020",
+        from_location_id="0551010-L3",
+        reason="ανακατανομή εξοπλισμού",
+        performed_on=ON,
+        with_bundle_item_id=ITEM,
+    ),
+    ItemTransferAccepted(
+        item_id=ITEM,
+        unit_id="0551020",
+        transfer_id=TRANSFER,
+        from_unit_id="0551010",
+        to_location_id="0551020-L2",
+        asset_number="0551020-000004",
+        performed_on=ON,
+        with_bundle_item_id=PART,
+    ),
+    ItemTransferRejected(
+        item_id=ITEM,
+        unit_id="0551010",
+        transfer_id=TRANSFER,
+        to_unit_id="0551020",
+        reason="δεν ζητήθηκε",
+        performed_on=ON,
+        with_bundle_item_id=PART,
+    ),
+    ItemTransferCancelled(
+        item_id=ITEM,
+        unit_id="0551010",
+        transfer_id=TRANSFER,
+        to_unit_id="0551020",
+        reason="λάθος σχολείο",
+        performed_on=ON,
+        with_bundle_item_id=PART,
+    ),
+    InventoryTransferOpened(
+        unit_id="0551020",
+        transfer_id=TRANSFER,
+        item_id=ITEM,
+        from_unit_id="0551010",
+        to_unit_id="0551020",
+        performed_on=ON,
+    ),
+    InventoryTransferClosed(
+        unit_id="0551020",
+        transfer_id=TRANSFER,
+        item_id=ITEM,
+        outcome=TransferOutcome.ACCEPTED,
+        performed_on=ON,
+    ),
+    InventoryCertified(
+        unit_id="0551010",
+        certification_id=CERTIFICATION,
+        certified_at=AT,
+        certified_on=date(2026, 3, 14),
+        signer_id="user-head-0551010",
+        item_count=42,
+        content_hash="3b" * 32,
+        covers_position=1234,
+    ),
+)
 
 # One fully-populated instance per published type: every field set, none left at None or default.
 SAMPLES: dict[str, Event] = {
@@ -157,6 +365,7 @@ SAMPLES: dict[str, Event] = {
         ),
         GlobalRoleGranted(user_id=ADMIN, role=GlobalRole.AUDITOR, granted_at=AT),
         GlobalRoleRevoked(user_id=ADMIN, role=GlobalRole.HELPDESK, revoked_at=AT),
+        *EQUIPMENT_SAMPLES,
     )
 }
 

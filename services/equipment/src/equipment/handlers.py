@@ -1,0 +1,765 @@
+"""Command handlers: load the streams a rule needs, decide with `equipment.domain`, append.
+
+Why this exists: the HTTP API and the bulk importer run the same commands and must get the same
+rules and errors. Each handler reads every stream it will write in its own store transaction
+(`UnitOfWork`), asks the domain, and appends each stream's events with the version it read as the
+expected version, so a concurrent change fails with `VersionConflictError` instead of being lost.
+
+Usage::
+
+    result = await register_item(command, store=store, clock=clock, context=context,
+                                 directory=views.UnitDirectory(session))
+    # inside an idempotent HTTP command (shared.idempotency.run_idempotent) pass its transaction:
+    result = await move_item(command, store=store, clock=clock, context=context,
+                             directory=directory, tx=tx, expected_version=if_match)
+
+Notes:
+- Reads go through the transaction's own connection (`UnitOfWork.read`): one round trip for all
+  the streams a command needs, and no second pool connection per request.
+- Every act on a unit's items takes that unit's advisory lock in *shared* mode; certification takes
+  it in *exclusive* mode (`lock_units_exclusively`), so the list it hashes cannot change under it
+  and no act slips in dated before it.
+- Asset numbers come from a per-unit counter row (`equipment_asset_sequences`) incremented in the
+  same transaction: the row lock serialises allocations per unit without retries, and a refused
+  command rolls its number back, so numbers have no gaps.
+- A serial number is unique per manufacturer through its claim stream
+  (`serial:<manufacturer key>:<serial>`), appended with the version read: two registrations of the
+  same serial racing each other cannot both commit.
+- `expected_version` is the client's If-Match on the command's main stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+from uuid import UUID
+
+from psycopg.rows import namedtuple_row
+
+from equipment import domain
+from equipment.commands import (
+    AcceptTransfer,
+    ApproveProduct,
+    BundlePart,
+    CancelTransfer,
+    ChangeItemStatus,
+    CorrectItemDetails,
+    MergeProduct,
+    MoveItem,
+    ProposeProduct,
+    RegisterItem,
+    RejectProduct,
+    RejectTransfer,
+    TransferItem,
+    UnbundlePart,
+    WithdrawItem,
+)
+from equipment.domain import (
+    Item,
+    KnownUnit,
+    Product,
+    SerialClaim,
+    UnitInventory,
+)
+from shared.clock import ATHENS, Clock
+from shared.events.base import Event
+from shared.events.envelope import RecordedEvent
+from shared.events.equipment import ItemEvent
+from shared.eventstore import (
+    AppendContext,
+    AppendResult,
+    EventStore,
+    StoreTransaction,
+    VersionConflictError,
+    record_from_row,
+)
+from shared.outbox import advisory_key
+
+MAX_BUNDLE_DEPTH = 4
+ITEM_EVENT_TYPES = tuple(sorted(cls.__name__ for cls in ItemEvent.__args__))
+
+_SELECT = (
+    "SELECT position, event_id, stream_id, version, type, schema_version, data, metadata,"
+    " unit_id, recorded_at, prevhash, hash FROM events WHERE stream_id = ANY(%s)"
+    " ORDER BY stream_id, version"
+)
+_LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(k) FROM unnest(%s::bigint[]) AS k"
+_LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k"
+_ITEM_STREAMS_OF_UNIT = (
+    "SELECT DISTINCT stream_id FROM events WHERE unit_id = %s AND type = ANY(%s)"
+)
+_NEXT_ASSET_NUMBER = (
+    "INSERT INTO equipment_asset_sequences AS s (unit_id, last_number) VALUES (%s, 1)"
+    " ON CONFLICT (unit_id) DO UPDATE SET last_number = s.last_number + 1"
+    " RETURNING last_number"
+)
+
+__all__ = [
+    "UnitDirectory",
+    "UnitOfWork",
+    "accept_transfer",
+    "approve_product",
+    "bundle_part",
+    "cancel_transfer",
+    "change_item_status",
+    "correct_item_details",
+    "current_items",
+    "load_inventory",
+    "load_item",
+    "load_product",
+    "lock_units_exclusively",
+    "merge_product",
+    "move_item",
+    "next_asset_number",
+    "propose_product",
+    "register_item",
+    "reject_product",
+    "reject_transfer",
+    "transfer_item",
+    "unbundle_part",
+    "unit_lock_key",
+    "withdraw_item",
+]
+
+
+class UnitDirectory(Protocol):
+    """What this service knows of units (folded from `units.events`): status, open locations."""
+
+    async def known_unit(self, unit_id: str) -> KnownUnit | None:
+        """Return the unit, or None if it is not known here."""
+        ...
+
+
+def unit_lock_key(unit_id: str) -> int:
+    """Return the advisory-lock key of a unit's inventory."""
+    return advisory_key(f"equipment:inventory:{unit_id}")
+
+
+class UnitOfWork:
+    """The streams one command reads and writes, inside one store transaction.
+
+    `read` remembers each stream's version; `append` writes decided events grouped by stream with
+    those versions as expected versions (a stream not read is a programming error).
+    """
+
+    def __init__(self, tx: StoreTransaction, source: str) -> None:
+        self.tx = tx
+        self.source = source
+        self.versions: dict[str, int] = {}
+        self.history: dict[str, list[RecordedEvent]] = {}
+
+    async def read(self, *stream_ids: str) -> dict[str, list[RecordedEvent]]:
+        """Load the streams not read yet (one round trip) and return all asked for."""
+        wanted = [s for s in dict.fromkeys(stream_ids) if s not in self.history]
+        if wanted:
+            cursor = self.tx.connection.cursor(row_factory=namedtuple_row)
+            await cursor.execute(_SELECT, (wanted,), prepare=True)
+            for stream_id in wanted:
+                self.history[stream_id] = []
+            rows: list[Any] = await cursor.fetchall()
+            for row in rows:
+                self.history[row.stream_id].append(record_from_row(self.source, row))
+            for stream_id in wanted:
+                events = self.history[stream_id]
+                self.versions[stream_id] = events[-1].version if events else 0
+        return {s: self.history[s] for s in stream_ids}
+
+    async def items(self, item_ids: Iterable[UUID]) -> dict[UUID, Item | None]:
+        """Return the items (None for an id never registered)."""
+        ids = list(dict.fromkeys(item_ids))
+        streams = await self.read(*(domain.item_stream(i) for i in ids))
+        return {
+            item_id: domain.replay_item(
+                (r.event(), r.version) for r in streams[domain.item_stream(item_id)]
+            )
+            for item_id in ids
+        }
+
+    async def item(self, item_id: UUID) -> Item | None:
+        """Return the item, or None."""
+        return (await self.items([item_id]))[item_id]
+
+    async def parts_of(self, item: Item) -> list[Item]:
+        """Return the parts of a bundle, and theirs, down to `MAX_BUNDLE_DEPTH` levels."""
+        found: list[Item] = []
+        level = [item]
+        for _ in range(MAX_BUNDLE_DEPTH):
+            ids = [part_id for bundle in level for part_id in bundle.parts]
+            if not ids:
+                break
+            loaded = await self.items(ids)
+            level = [part for part in loaded.values() if part is not None]
+            found += level
+        return found
+
+    async def inventories(self, *unit_ids: str) -> dict[str, UnitInventory]:
+        """Return the units' inventory states."""
+        streams = await self.read(*(domain.inventory_stream(u) for u in unit_ids))
+        return {
+            unit_id: domain.replay_inventory(
+                unit_id, ((r.event(), r.version) for r in streams[domain.inventory_stream(unit_id)])
+            )
+            for unit_id in unit_ids
+        }
+
+    async def inventory(self, unit_id: str) -> UnitInventory:
+        """Return a unit's inventory state."""
+        return (await self.inventories(unit_id))[unit_id]
+
+    async def product(self, product_id: UUID) -> Product | None:
+        """Return the product, or None."""
+        stream = domain.product_stream(product_id)
+        history = (await self.read(stream))[stream]
+        return domain.replay_product((r.event(), r.version) for r in history)
+
+    async def claim(self, key: tuple[str, str]) -> SerialClaim:
+        """Return the claim on (manufacturer key, serial number)."""
+        stream = domain.serial_stream(*key)
+        claim = SerialClaim(key[0], key[1])
+        for recorded in (await self.read(stream))[stream]:
+            claim = domain.evolve_claim(claim, recorded.event(), recorded.version)
+        return claim
+
+    async def lock_units(self, *unit_ids: str, exclusive: bool = False) -> None:
+        """Take the units' inventory locks until commit (shared for acts, exclusive to certify)."""
+        keys = sorted({unit_lock_key(u) for u in unit_ids})
+        await self.tx.connection.execute(_LOCK_EXCLUSIVE if exclusive else _LOCK_SHARED, (keys,))
+
+    async def append(self, events: Sequence[Event], context: AppendContext) -> list[AppendResult]:
+        """Append decided events, grouped by stream, each with the version it was read at."""
+        grouped = domain.by_stream(events)
+        if not grouped:
+            return []
+        for stream_id, batch in grouped:
+            if stream_id not in self.versions:
+                raise RuntimeError(f"stream {stream_id} was appended to without being read")
+            self.tx.append(
+                stream_id, batch, expected_version=self.versions[stream_id], context=context
+            )
+        results = await self.tx.flush()
+        for result in results:
+            self.versions[result.stream_id] = result.version
+        return results
+
+
+@asynccontextmanager
+async def unit_of_work(store: EventStore, tx: StoreTransaction | None) -> AsyncIterator[UnitOfWork]:
+    """Yield a unit of work in the caller's transaction, or in a new one."""
+    if tx is not None:
+        yield UnitOfWork(tx, store.source)
+        return
+    async with store.transaction() as own:
+        yield UnitOfWork(own, store.source)
+
+
+async def lock_units_exclusively(uow: UnitOfWork, *unit_ids: str) -> None:
+    """Hold the units' inventories still until commit (certification)."""
+    await uow.lock_units(*unit_ids, exclusive=True)
+
+
+async def next_asset_number(tx: StoreTransaction, unit_id: str) -> str:
+    """Allocate the unit's next asset number in the caller's transaction."""
+    cursor = await tx.connection.execute(_NEXT_ASSET_NUMBER, (unit_id,), prepare=True)
+    row = await cursor.fetchone()
+    assert row is not None  # noqa: S101  (INSERT … RETURNING always returns the row)
+    return domain.asset_number(unit_id, int(row[0]))
+
+
+def _check_expected(stream_id: str, expected: int | None, actual: int) -> None:
+    if expected is not None and expected != actual:
+        raise VersionConflictError(stream_id, expected, actual)
+
+
+def _result(uow: UnitOfWork, stream_id: str, results: Sequence[AppendResult]) -> AppendResult:
+    for result in results:
+        if result.stream_id == stream_id:
+            return result
+    return AppendResult(stream_id, uow.versions.get(stream_id, 0), ())
+
+
+def _context(context: AppendContext, unit_id: str) -> AppendContext:
+    if context.unit_id is not None:
+        return context
+    return AppendContext(
+        actor=context.actor,
+        correlation_id=context.correlation_id,
+        causation_id=context.causation_id,
+        traceparent=context.traceparent,
+        unit_id=unit_id,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading outside a command
+
+
+async def load_item(store: EventStore, item_id: UUID) -> Item | None:
+    """Return the item as its stream says it is now, or None."""
+    history = await store.load(domain.item_stream(item_id))
+    return domain.replay_item((r.event(), r.version) for r in history)
+
+
+async def load_product(store: EventStore, product_id: UUID) -> Product | None:
+    """Return the product as its stream says it is now, or None."""
+    history = await store.load(domain.product_stream(product_id))
+    return domain.replay_product((r.event(), r.version) for r in history)
+
+
+async def load_inventory(store: EventStore, unit_id: str) -> UnitInventory:
+    """Return a unit's inventory state (its last certification, its pending transfers)."""
+    history = await store.load(domain.inventory_stream(unit_id))
+    return domain.replay_inventory(unit_id, ((r.event(), r.version) for r in history))
+
+
+async def current_items(uow: UnitOfWork, unit_id: str) -> list[Item]:
+    """Return the items the unit's inventory holds now, from the write side (not in transit).
+
+    Every item that was ever in the unit has an event tagged with it; those streams are folded
+    and the items still there kept, sorted by asset number then id.
+    """
+    cursor = await uow.tx.connection.execute(
+        _ITEM_STREAMS_OF_UNIT, (unit_id, list(ITEM_EVENT_TYPES))
+    )
+    streams = [row[0] for row in await cursor.fetchall()]
+    items = await uow.items(UUID(stream) for stream in streams)
+    held = [
+        item
+        for item in items.values()
+        if item is not None and item.unit_id == unit_id and item.transfer is None
+    ]
+    return sorted(held, key=lambda item: (item.asset_number, str(item.item_id)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Catalogue
+
+
+async def propose_product(
+    command: ProposeProduct,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    tx: StoreTransaction | None = None,
+) -> AppendResult:
+    """Propose a product (approved at once when `command.is_approved`)."""
+    stream = domain.product_stream(command.product_id)
+    async with unit_of_work(store, tx) as uow:
+        existing = await uow.product(command.product_id)
+        events = domain.propose_product(existing, command, now=clock.now())
+        return _result(uow, stream, await uow.append(events, context))
+
+
+async def approve_product(
+    command: ApproveProduct,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """Approve a proposed product."""
+    stream = domain.product_stream(command.product_id)
+    async with unit_of_work(store, tx) as uow:
+        product = await uow.product(command.product_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        events = domain.approve_product(product, command, now=clock.now())
+        return _result(uow, stream, await uow.append(events, context))
+
+
+async def reject_product(
+    command: RejectProduct,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """Refuse a proposed product."""
+    stream = domain.product_stream(command.product_id)
+    async with unit_of_work(store, tx) as uow:
+        product = await uow.product(command.product_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        events = domain.reject_product(product, command, now=clock.now())
+        return _result(uow, stream, await uow.append(events, context))
+
+
+async def merge_product(
+    command: MergeProduct,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """Merge a duplicate product into an approved one."""
+    stream = domain.product_stream(command.product_id)
+    async with unit_of_work(store, tx) as uow:
+        product = await uow.product(command.product_id)
+        into = await uow.product(command.into_product_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        events = domain.merge_product(product, into, command, now=clock.now())
+        return _result(uow, stream, await uow.append(events, context))
+
+
+# ---------------------------------------------------------------------------------------------
+# Items
+
+
+async def register_item(
+    command: RegisterItem,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    directory: UnitDirectory,
+    tx: StoreTransaction | None = None,
+) -> AppendResult:
+    """Register an item; a repeat of the same registration answers the first result."""
+    stream = domain.item_stream(command.item_id)
+    unit = await directory.known_unit(command.unit_id)
+    async with unit_of_work(store, tx) as uow:
+        await uow.lock_units(command.unit_id)
+        existing = await uow.item(command.item_id)
+        if existing is not None:
+            domain.register(
+                existing,
+                command,
+                product=None,
+                unit=unit,
+                inventory=UnitInventory(command.unit_id),
+                claim=None,
+                allocated_asset_number=None,
+                today=clock.today(ATHENS),
+            )  # raises unless it is the same registration
+            first = uow.history[stream][0]
+            return AppendResult(stream, first.version, (first.position,))
+        product = await uow.product(command.product_id)
+        inventory = await uow.inventory(command.unit_id)
+        serial = domain.normalise_serial(command.serial_number)
+        claim = (
+            await uow.claim((product.manufacturer_key, serial))
+            if product is not None and serial is not None
+            else None
+        )
+        allocated = None
+        if not (command.asset_number or "").strip() and unit is not None and unit.is_active:
+            allocated = await next_asset_number(uow.tx, command.unit_id)
+        events = domain.register(
+            None,
+            command,
+            product=product,
+            unit=unit,
+            inventory=inventory,
+            claim=claim,
+            allocated_asset_number=allocated,
+            today=clock.today(ATHENS),
+        )
+        results = await uow.append(events, _context(context, command.unit_id))
+        return _result(uow, stream, results)
+
+
+async def correct_item_details(
+    command: CorrectItemDetails,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """Record the corrected details that differ (nothing if none differ)."""
+    stream = domain.item_stream(command.item_id)
+    async with unit_of_work(store, tx) as uow:
+        item = domain.require_item(await uow.item(command.item_id), command.item_id)
+        await uow.lock_units(item.unit_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        product = None
+        if command.product_id is not None and command.product_id != item.product_id:
+            product = await uow.product(command.product_id)
+        old_claim = new_claim = None
+        new_key = domain.serial_key_after(item, command, product)
+        if new_key != item.serial_key:
+            if item.serial_key is not None:
+                old_claim = await uow.claim(item.serial_key)
+            if new_key is not None:
+                new_claim = await uow.claim(new_key)
+        events = domain.correct(
+            item,
+            command,
+            product=product,
+            old_claim=old_claim,
+            new_claim=new_claim,
+            inventory=await uow.inventory(item.unit_id),
+            today=clock.today(ATHENS),
+        )
+        results = await uow.append(events, _context(context, item.unit_id))
+        return _result(uow, stream, results)
+
+
+async def change_item_status(
+    command: ChangeItemStatus,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """Change an item's functional status."""
+    stream = domain.item_stream(command.item_id)
+    async with unit_of_work(store, tx) as uow:
+        item = domain.require_item(await uow.item(command.item_id), command.item_id)
+        await uow.lock_units(item.unit_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        events = domain.change_status(
+            item, command, inventory=await uow.inventory(item.unit_id), today=clock.today(ATHENS)
+        )
+        results = await uow.append(events, _context(context, item.unit_id))
+        return _result(uow, stream, results)
+
+
+async def move_item(
+    command: MoveItem,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    directory: UnitDirectory,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """Move an item, with its parts, to another location of its unit."""
+    stream = domain.item_stream(command.item_id)
+    async with unit_of_work(store, tx) as uow:
+        item = domain.require_item(await uow.item(command.item_id), command.item_id)
+        await uow.lock_units(item.unit_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        events = domain.move(
+            item,
+            command,
+            unit=await directory.known_unit(item.unit_id),
+            parts=await uow.parts_of(item),
+            inventory=await uow.inventory(item.unit_id),
+            today=clock.today(ATHENS),
+        )
+        results = await uow.append(events, _context(context, item.unit_id))
+        return _result(uow, stream, results)
+
+
+async def bundle_part(
+    command: BundlePart,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """Put an item into a bundle item."""
+    stream = domain.item_stream(command.item_id)
+    async with unit_of_work(store, tx) as uow:
+        loaded = await uow.items([command.item_id, command.part_item_id])
+        bundle = domain.require_item(loaded[command.item_id], command.item_id)
+        await uow.lock_units(bundle.unit_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        events = domain.bundle(
+            bundle,
+            loaded[command.part_item_id],
+            command,
+            inventory=await uow.inventory(bundle.unit_id),
+            today=clock.today(ATHENS),
+        )
+        results = await uow.append(events, _context(context, bundle.unit_id))
+        return _result(uow, stream, results)
+
+
+async def unbundle_part(
+    command: UnbundlePart,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """Take an item out of its bundle."""
+    stream = domain.item_stream(command.item_id)
+    async with unit_of_work(store, tx) as uow:
+        loaded = await uow.items([command.item_id, command.part_item_id])
+        bundle = domain.require_item(loaded[command.item_id], command.item_id)
+        await uow.lock_units(bundle.unit_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        events = domain.unbundle(
+            bundle,
+            loaded[command.part_item_id],
+            command,
+            inventory=await uow.inventory(bundle.unit_id),
+            today=clock.today(ATHENS),
+        )
+        results = await uow.append(events, _context(context, bundle.unit_id))
+        return _result(uow, stream, results)
+
+
+async def withdraw_item(
+    command: WithdrawItem,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """Withdraw an item (with its parts) by a decision."""
+    stream = domain.item_stream(command.item_id)
+    async with unit_of_work(store, tx) as uow:
+        item = domain.require_item(await uow.item(command.item_id), command.item_id)
+        await uow.lock_units(item.unit_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        events = domain.withdraw(
+            item,
+            command,
+            parts=await uow.parts_of(item),
+            inventory=await uow.inventory(item.unit_id),
+            today=clock.today(ATHENS),
+        )
+        results = await uow.append(events, _context(context, item.unit_id))
+        return _result(uow, stream, results)
+
+
+# ---------------------------------------------------------------------------------------------
+# Transfers
+
+
+async def transfer_item(
+    command: TransferItem,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    directory: UnitDirectory,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """Dispatch an item (with its parts) to another unit."""
+    stream = domain.item_stream(command.item_id)
+    destination = await directory.known_unit(command.to_unit_id)
+    async with unit_of_work(store, tx) as uow:
+        item = domain.require_item(await uow.item(command.item_id), command.item_id)
+        await uow.lock_units(item.unit_id, command.to_unit_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        inventories = await uow.inventories(item.unit_id, command.to_unit_id)
+        events = domain.dispatch(
+            item,
+            command,
+            parts=await uow.parts_of(item),
+            source=await directory.known_unit(item.unit_id),
+            destination=destination,
+            source_inventory=inventories[item.unit_id],
+            destination_inventory=inventories[command.to_unit_id],
+            today=clock.today(ATHENS),
+        )
+        results = await uow.append(events, _context(context, item.unit_id))
+        return _result(uow, stream, results)
+
+
+async def _pending_item(uow: UnitOfWork, item_id: UUID) -> tuple[Item, str, str]:
+    item = domain.require_item(await uow.item(item_id), item_id)
+    if item.transfer is None:
+        raise domain.ItemNotInTransitError(item_id)
+    source, destination = item.transfer.from_unit_id, item.transfer.to_unit_id
+    await uow.lock_units(source, destination)
+    await uow.inventories(source, destination)
+    return item, source, destination
+
+
+async def accept_transfer(
+    command: AcceptTransfer,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    directory: UnitDirectory,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """The destination accepts an item in transit into one of its locations."""
+    stream = domain.item_stream(command.item_id)
+    async with unit_of_work(store, tx) as uow:
+        item, source, destination = await _pending_item(uow, command.item_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        known = await directory.known_unit(destination)
+        allocated = None
+        if command.assign_asset_number and not (command.asset_number or "").strip():
+            allocated = await next_asset_number(uow.tx, destination)
+        inventories = await uow.inventories(source, destination)
+        events = domain.accept(
+            item,
+            command,
+            parts=await uow.parts_of(item),
+            destination=known,
+            source_inventory=inventories[source],
+            destination_inventory=inventories[destination],
+            allocated_asset_number=allocated,
+            today=clock.today(ATHENS),
+        )
+        results = await uow.append(events, _context(context, destination))
+        return _result(uow, stream, results)
+
+
+async def reject_transfer(
+    command: RejectTransfer,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """The destination refuses an item in transit; it returns to the source."""
+    stream = domain.item_stream(command.item_id)
+    async with unit_of_work(store, tx) as uow:
+        item, source, destination = await _pending_item(uow, command.item_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        inventories = await uow.inventories(source, destination)
+        events = domain.reject(
+            item,
+            command,
+            parts=await uow.parts_of(item),
+            source_inventory=inventories[source],
+            destination_inventory=inventories[destination],
+            today=clock.today(ATHENS),
+        )
+        results = await uow.append(events, _context(context, source))
+        return _result(uow, stream, results)
+
+
+async def cancel_transfer(
+    command: CancelTransfer,
+    *,
+    store: EventStore,
+    clock: Clock,
+    context: AppendContext,
+    tx: StoreTransaction | None = None,
+    expected_version: int | None = None,
+) -> AppendResult:
+    """The source calls off a transfer the destination has not accepted."""
+    stream = domain.item_stream(command.item_id)
+    async with unit_of_work(store, tx) as uow:
+        item, source, destination = await _pending_item(uow, command.item_id)
+        _check_expected(stream, expected_version, uow.versions[stream])
+        inventories = await uow.inventories(source, destination)
+        events = domain.cancel(
+            item,
+            command,
+            parts=await uow.parts_of(item),
+            source_inventory=inventories[source],
+            destination_inventory=inventories[destination],
+            today=clock.today(ATHENS),
+        )
+        results = await uow.append(events, _context(context, source))
+        return _result(uow, stream, results)
