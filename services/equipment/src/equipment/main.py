@@ -1,8 +1,10 @@
 """Composition root of the equipment service: builds its HTTP app and runs its processes.
 
 Why this exists: nothing happens at import time (STYLE.md habit 5). `create_app` builds the FastAPI
-app; its lifespan opens the database engine and the Kafka probe and keeps them on ``app.state``.
-`serve` is the ``equipment-api`` console script; `run_worker_cli` is ``equipment-worker``.
+app; its lifespan opens the database engine, the event store, the token verifier and the Kafka
+probe and keeps them on ``app.state``. `serve` is the ``equipment-api`` console script;
+`run_worker_cli` is ``equipment-worker`` (migrations, the outbox relay, the authz, units and
+read-model projections).
 
 Usage::
 
@@ -16,16 +18,35 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
 
-from equipment.api import router
+from equipment import projector
+from equipment.api import install_domain_problems, router
 from equipment.settings import Settings
 from shared import authz
+from shared.auth import TokenVerifier, use_token_verifier
 from shared.clock import Clock, SystemClock
 from shared.consumer import Projection
+from shared.db import session_factory
+from shared.eventstore import EventStore, libpq_url
 from shared.web import create_service_app, open_infrastructure
 from shared.worker import worker_main
 
 DESCRIPTION = "Owns the equipment catalogue, items, transfers and certifications."
+SOURCE = "/ictcadastre/equipment"
+
+
+async def open_store(settings: Settings, clock: Clock) -> EventStore:
+    """Open the event store without waiting for the database (readiness reports it if down)."""
+    pool = AsyncConnectionPool(
+        libpq_url(settings.database_url),
+        min_size=1,
+        max_size=settings.database_pool_size,
+        kwargs={"autocommit": True},
+        open=False,
+    )
+    await pool.open(wait=False)
+    return EventStore(pool, source=SOURCE, clock=clock)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()) -> FastAPI:  # noqa: B008  (the clock is immutable; a default instance is shared safely)
@@ -37,11 +58,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()
         app.state.settings = resolved
         app.state.clock = clock
         async with open_infrastructure(app, resolved, resolved, topics=resolved.readiness_topics()):
-            yield
+            app.state.sessions = session_factory(app.state.engine)
+            store = await open_store(resolved, clock)
+            verifier = TokenVerifier(resolved, clock=clock)
+            app.state.store = store
+            use_token_verifier(app, verifier)
+            try:
+                yield
+            finally:
+                await verifier.aclose()
+                await store.close()
 
     app = create_service_app(
         title="ICT Cadastre: equipment", description=DESCRIPTION, lifespan=lifespan
     )
+    install_domain_problems(app)
     app.include_router(router)
     return app
 
@@ -64,6 +95,19 @@ def projections(settings: Settings) -> list[Projection]:
     return [
         Projection(
             "equipment.authz", [settings.units_topic], apply=authz.apply, metadata=authz.metadata
+        ),
+        Projection(
+            projector.UNITS_PROJECTION,
+            [settings.units_topic],
+            apply=projector.apply_units,
+            metadata=projector.metadata,
+        ),
+        Projection(
+            projector.PROJECTION,
+            [settings.equipment_topic],
+            apply=projector.apply,
+            apply_batch=projector.apply_batch,
+            metadata=projector.metadata,
         ),
     ]
 

@@ -1,7 +1,8 @@
-"""Settings of the service: its database, Kafka and HTTP address, from its prefixed variables."""
+"""Settings of the service: database, Kafka, HTTP address and token issuer, from `EQUIPMENT_*`."""
 
 from __future__ import annotations
 
+from shared.auth import AuthSettings
 from shared.settings import (
     DatabaseSettings,
     HttpSettings,
@@ -10,10 +11,17 @@ from shared.settings import (
 )
 
 
-class Settings(DatabaseSettings, KafkaSettings, HttpSettings):
+class Settings(DatabaseSettings, KafkaSettings, HttpSettings, AuthSettings):
     """Everything the equipment processes read from the environment (or deploy/local.env)."""
 
     model_config = service_settings_config("EQUIPMENT_")
+
+    # Partitions of `equipment.events` and `units.events` (deploy/local.env TOPIC_PARTITIONS): a
+    # stream's partition is derived from it, which read-your-writes waits on.
+    equipment_topic_partitions: int = 6
+    units_topic_partitions: int = 6
+    # The longest a read asked to wait for a write (`?min_position=`) waits for the read model.
+    read_wait_timeout_s: float = 5.0
 
     def readiness_topics(self) -> tuple[str, ...]:
         """Return the topics without which the service is not ready.
