@@ -32,11 +32,12 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
-install: $(UV) ## Install everything: uv, the venv (uv.lock), Kafka jars, PostgreSQL 15 and DejaVu fonts if missing
+install: $(UV) ## Install everything: uv, the venv (uv.lock), Kafka jars, PostgreSQL 15, DejaVu fonts and Chromium if missing
 	$(UV) sync --frozen --all-packages
 	deploy/kafka/fetch.sh
 	deploy/postgres/install.sh
 	deploy/fonts/install.sh
+	deploy/chromium/install.sh
 
 infra-up: install ## Start PostgreSQL and Kafka; create databases and topics (idempotent)
 	deploy/infra-up.sh
