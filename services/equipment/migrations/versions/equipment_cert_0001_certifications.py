@@ -8,7 +8,7 @@
   rows, so the history of an imported item can name the file and line it came from.
 
 Revision ID: equipment_cert_0001
-Revises: (see down_revision: after the service's own read models)
+Revises: equipment_0001 (one line of revisions per service, so the stairway walks it)
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "equipment_cert_0001"
-down_revision: str | None = None
+down_revision: str | None = "equipment_0001"
 branch_labels: tuple[str, ...] | None = None
-depends_on: str | None = "kernel_0004"
+depends_on: str | None = None
 
 
 def upgrade() -> None:
