@@ -36,6 +36,16 @@ from shared.events import (
     register_upcaster,
     registered_types,
 )
+from shared.events.compliance import (
+    CampaignClosed,
+    CampaignDeadlineExtended,
+    CampaignOpened,
+    ComplianceState,
+    ReminderDue,
+    ReminderStep,
+    ScopeKind,
+    UnitComplianceChanged,
+)
 from shared.events.envelope import Actor, RecordedEvent
 from shared.events.equipment import (
     Acquisition,
@@ -278,6 +288,63 @@ EQUIPMENT_SAMPLES: tuple[Event, ...] = (
         covers_position=1234,
     ),
 )
+DEADLINE_AT = datetime(2026, 12, 31, 22, 0, tzinfo=UTC)  # 1 Jan 2027 00:00 Athens
+DEADLINE_ON = date(2026, 12, 31)
+COMPLIANCE_SAMPLES: tuple[Event, ...] = (
+    CampaignOpened(
+        campaign_id="adhoc-2026-labs",
+        title="Έκτακτη απογραφή εργαστηρίων",
+        opens_at=AT,
+        deadline_at=DEADLINE_AT,
+        deadline_on=DEADLINE_ON,
+        scope_kind=ScopeKind.REGION,
+        scope_value="0500000",
+        reason="Πρόγραμμα ψηφιακού μετασχηματισμού",
+    ),
+    CampaignDeadlineExtended(
+        campaign_id="window-2026-12",
+        scope_kind=ScopeKind.DIRECTORATE,
+        scope_unit_id="0551000",
+        deadline_at=datetime(2027, 1, 15, 22, 0, tzinfo=UTC),
+        deadline_on=date(2027, 1, 15),
+        extended_at=AT,
+        reason="Κλειστά σχολεία λόγω χιονόπτωσης",
+    ),
+    CampaignClosed(campaign_id="adhoc-2026-labs", closed_at=AT, reason="Ολοκληρώθηκε"),
+    UnitComplianceChanged(
+        unit_id="0551010",
+        campaign_id="window-2026-12",
+        from_state=ComplianceState.IN_PROGRESS,
+        to_state=ComplianceState.CERTIFIED,
+        changed_at=AT,
+        deadline_at=DEADLINE_AT,
+        deadline_on=DEADLINE_ON,
+        directorate_id="0551000",
+        region_id="0500000",
+        certification_id=CERTIFICATION,
+        certified_at=AT,
+        signer_id="user-head-0551010",
+    ),
+    ReminderDue(
+        unit_id="0551010",
+        unit_name="1ο Γυμνάσιο Αθηνών",
+        unit_type="ΓΥΜΝΑΣΙΟ",
+        mm_id="1000451",
+        email="mail@1gym-athin.att.sch.gr",
+        campaign_id="window-2026-12",
+        campaign_title="Απογραφή Δεκεμβρίου 2026",
+        step=ReminderStep.OVERDUE,
+        state=ComplianceState.IN_PROGRESS,
+        deadline_at=DEADLINE_AT,
+        deadline_on=DEADLINE_ON,
+        days_left=-2,
+        due_on=date(2027, 1, 2),
+        recipient_unit_ids=("0551000",),
+        directorate_id="0551000",
+        directorate_name="ΔΙΕΥΘΥΝΣΗ Δ.Ε. Α΄ ΑΘΗΝΑΣ",
+        region_id="0500000",
+    ),
+)
 
 # One fully-populated instance per published type: every field set, none left at None or default.
 SAMPLES: dict[str, Event] = {
@@ -366,6 +433,7 @@ SAMPLES: dict[str, Event] = {
         GlobalRoleGranted(user_id=ADMIN, role=GlobalRole.AUDITOR, granted_at=AT),
         GlobalRoleRevoked(user_id=ADMIN, role=GlobalRole.HELPDESK, revoked_at=AT),
         *EQUIPMENT_SAMPLES,
+        *COMPLIANCE_SAMPLES,
     )
 }
 
