@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from equipment import projector
 from equipment.api import install_domain_problems, router
+from equipment.cert_api import router as cert_router
 from equipment.settings import Settings
 from shared import authz
 from shared.auth import TokenVerifier, use_token_verifier
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()
     )
     install_domain_problems(app)
     app.include_router(router)
+    app.include_router(cert_router)  # certification, as-of inventory, bulk import (cert_api)
     return app
 
 

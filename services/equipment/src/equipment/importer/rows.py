@@ -8,9 +8,9 @@ history which import created it.
 
 Usage::
 
-    rows = read_rows(path, kind="xlsx")                       # streamed, one row at a time
-    async for result in import_items(rows, unit_id=..., import_id=..., ...):
-        print(result.line, result.outcome, result.reason)
+    rows = read_rows(handle, "xlsx")                          # streamed, one row at a time
+    async for checked in validated(rows, unit_id):            # ImportRow or an error RowResult
+        ...
 
 The file (stated rules; a row is applied whole or not at all):
 - The first non-empty row is the header. Headers are matched accent-, case- and punctuation-blind,
@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 from uuid import UUID, uuid5
 
+from equipment import domain
 from shared.greek import fold
 
 ITEM_ID_NAMESPACE = UUID("6f1c7c1e-6a4e-5b8e-9a53-2d1a0c0f1e55")
@@ -98,7 +99,6 @@ _SPACES = re.compile(r"\s+")
 _NOT_WORD = re.compile(r"[^\w ]+")
 _DMY = re.compile(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})")
 _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_SERIAL_NOISE = re.compile(r"[\s\-_./]+")
 
 
 def header_key(text: str) -> str:
@@ -348,8 +348,8 @@ def clean(value: Any) -> str | None:
 
 
 def normalise_serial(serial: str) -> str:
-    """Return the comparison form of a serial number: upper case, spaces and separators dropped."""
-    return _SERIAL_NOISE.sub("", serial).upper()
+    """Return the comparison form of a serial number (the domain's, so claims agree)."""
+    return domain.normalise_serial(serial) or serial
 
 
 def _text(values: Mapping[str, Any], name: str) -> str | None:
@@ -435,7 +435,7 @@ def item_id_for(unit_id: str, identity: str) -> UUID:
 def row_identity(manufacturer: str, values: Mapping[str, Any]) -> str:
     """Return what identifies a row's item across imports: serial, else asset number, else Α/Α."""
     if serial := clean(values.get("serial_number")):
-        return f"serial:{fold(manufacturer)}:{normalise_serial(serial)}"
+        return f"serial:{domain.manufacturer_key(manufacturer)}:{normalise_serial(serial)}"
     if asset := clean(values.get("asset_number")):
         return f"asset:{asset}"
     if key := clean(values.get("row_key")):
