@@ -175,7 +175,7 @@ def test_one_container_per_service_built_from_its_dockerfile(
         assert f"uv sync --frozen --no-dev --no-editable --package {name}" in dockerfile
 
 
-def test_procfile_runs_every_service_api_and_worker() -> None:
+def test_procfile_runs_every_service_api_and_worker_and_the_scheduler() -> None:
     procfile = (ROOT / "Procfile").read_text("utf-8")
     entries = dict(
         line.split(":", 1)
@@ -184,4 +184,6 @@ def test_procfile_runs_every_service_api_and_worker() -> None:
     )
     expected = {name: f".venv/bin/{name}-api" for name in SERVICES}
     expected |= {f"{name}-worker": f".venv/bin/{name}-worker" for name in SERVICES}
+    # The compliance reminders run on their own faust worker (compliance.scheduler).
+    expected["compliance-scheduler"] = ".venv/bin/python -m compliance.scheduler"
     assert {name: command.strip() for name, command in entries.items()} == expected
