@@ -180,6 +180,18 @@ unit_campaigns_view = Table(
     Column("item_count", Integer, nullable=False),
 )
 
+# Not part of the projection (never rebuilt): the last state published per unit and campaign, as
+# UnitComplianceChanged on `compliance:<campaign>:<unit>`, with that stream's version.
+published_metadata = MetaData(naming_convention=NAMING_CONVENTION)
+published_states = Table(
+    "compliance_published_states",
+    published_metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("unit_id", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
 # ---------------------------------------------------------------------------------------------
 # Campaigns
 
@@ -569,6 +581,8 @@ __all__ = [
     "load_campaign",
     "metadata",
     "pending_transfers_view",
+    "published_metadata",
+    "published_states",
     "reminder_step",
     "state_expr",
     "unit_campaigns_view",
