@@ -139,8 +139,9 @@ def refusals(
     """Return every reason the unit's inventory cannot be certified now (empty: it can)."""
     reasons: list[dict[str, Any]] = []
     for transfer in sorted(inventory.pending_transfers.values(), key=lambda t: str(t.transfer_id)):
-        direction = "to" if transfer.to_unit_id == unit_id else "from"
-        other = transfer.from_unit_id if direction == "to" else transfer.to_unit_id
+        is_incoming = transfer.to_unit_id == unit_id
+        direction = "from" if is_incoming else "to"
+        other = transfer.from_unit_id if is_incoming else transfer.to_unit_id
         reasons.append(
             {
                 "reason": "transfer-pending",

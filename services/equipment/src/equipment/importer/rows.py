@@ -51,6 +51,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Literal
 from uuid import UUID, uuid5
+from zipfile import BadZipFile
 
 from equipment import domain
 from shared.greek import fold
@@ -289,7 +290,7 @@ def read_xlsx(handle: IO[bytes], summary: ImportSummary | None = None) -> Iterat
 
     try:
         workbook = load_workbook(handle, read_only=True, data_only=True)
-    except (InvalidFileException, KeyError, OSError, ValueError) as exc:
+    except (InvalidFileException, BadZipFile, KeyError, OSError, ValueError) as exc:
         raise ImportFormatError(f"the file is not an XLSX workbook: {exc}") from exc
     try:
         sheet = workbook.worksheets[0]
