@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from time import monotonic
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -125,9 +126,19 @@ _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _json_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
-def _unit_id_of(event: Event, context: AppendContext) -> str | None:
-    value = getattr(event, "unit_id", None)
-    return str(value) if value is not None else context.unit_id
+# uuid4 by hand: one urandom call per append instead of one per event, the version (4) and variant
+# (RFC 4122) bits set the way uuid.uuid4 sets them.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _uuid4s(count: int) -> list[UUID]:
+    raw = os.urandom(16 * count)
+    from_bytes = int.from_bytes
+    return [
+        UUID(int=(from_bytes(raw[i : i + 16]) & _UUID4_CLEAR) | _UUID4_SET)
+        for i in range(0, 16 * count, 16)
+    ]
 
 
 class StoreTransaction:
@@ -293,12 +304,13 @@ class EventStore:
             }
             rows: list[str] = []
             batch: list[tuple[UUID, Event, Mapping[str, Any], str | None]] = []
-            for event in item.events:
-                event_id = uuid4()
+            context_unit = context.unit_id
+            for event, event_id in zip(item.events, _uuid4s(len(item.events)), strict=True):
                 id_text = str(event_id)
                 data = event.payload()
                 data_text = canonical_text(data)
-                unit_id = _unit_id_of(event, context)
+                unit_value = getattr(event, "unit_id", None)
+                unit_id = str(unit_value) if unit_value is not None else context_unit
                 type_text = encode_string(event.type)
                 unit_text = "null" if unit_id is None else encode_string(unit_id)
                 digest = hashlib.sha256(
