@@ -1,8 +1,10 @@
 """Composition root of the compliance service: builds its HTTP app and runs its processes.
 
 Why this exists: nothing happens at import time (STYLE.md habit 5). `create_app` builds the FastAPI
-app; its lifespan opens the database engine and the Kafka probe and keeps them on ``app.state``.
-`serve` is the ``compliance-api`` console script; `run_worker_cli` is ``compliance-worker``.
+app; its lifespan opens the database engine, the event store, the token verifier and the Kafka
+probe and keeps them on ``app.state``. `serve` is the ``compliance-api`` console script;
+`run_worker_cli` is ``compliance-worker`` (`compliance.worker`: migrations, the outbox relay, the
+authz and unit-status projections, and the publisher of UnitComplianceChanged).
 
 Usage::
 
@@ -16,16 +18,34 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
 
-from compliance.api import router
+from compliance import projector
+from compliance.api import install_domain_problems, router
 from compliance.settings import Settings
 from shared import authz
+from shared.auth import TokenVerifier, use_token_verifier
 from shared.clock import Clock, SystemClock
 from shared.consumer import Projection
+from shared.db import session_factory
+from shared.eventstore import EventStore, libpq_url
 from shared.web import create_service_app, open_infrastructure
-from shared.worker import worker_main
 
 DESCRIPTION = "Owns campaigns, windows, deadline extensions and the public compliance reports."
+SOURCE = "/ictcadastre/compliance"
+
+
+async def open_store(settings: Settings, clock: Clock) -> EventStore:
+    """Open the event store without waiting for the database (readiness reports it if down)."""
+    pool = AsyncConnectionPool(
+        libpq_url(settings.database_url),
+        min_size=1,
+        max_size=settings.database_pool_size,
+        kwargs={"autocommit": True},
+        open=False,
+    )
+    await pool.open(wait=False)
+    return EventStore(pool, source=SOURCE, clock=clock)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()) -> FastAPI:  # noqa: B008  (the clock is immutable; a default instance is shared safely)
@@ -37,11 +57,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()
         app.state.settings = resolved
         app.state.clock = clock
         async with open_infrastructure(app, resolved, resolved, topics=resolved.readiness_topics()):
-            yield
+            app.state.sessions = session_factory(app.state.engine)
+            store = await open_store(resolved, clock)
+            verifier = TokenVerifier(resolved, clock=clock)
+            app.state.store = store
+            use_token_verifier(app, verifier)
+            try:
+                yield
+            finally:
+                await verifier.aclose()
+                await store.close()
 
     app = create_service_app(
         title="ICT Cadastre: compliance", description=DESCRIPTION, lifespan=lifespan
     )
+    install_domain_problems(app)
     app.include_router(router)
     return app
 
@@ -65,17 +95,18 @@ def projections(settings: Settings) -> list[Projection]:
         Projection(
             "compliance.authz", [settings.units_topic], apply=authz.apply, metadata=authz.metadata
         ),
+        Projection(
+            projector.PROJECTION,
+            [settings.units_topic, settings.equipment_topic, settings.compliance_topic],
+            apply=projector.apply,
+            apply_batch=projector.apply_batch,
+            metadata=projector.metadata,
+        ),
     ]
 
 
 def run_worker_cli() -> None:
-    """Run the worker: migrations, relay and projectors (the ``compliance-worker`` script)."""
-    settings = Settings()
-    raise SystemExit(
-        worker_main(
-            "compliance",
-            settings,
-            topic=settings.compliance_topic,
-            projections=projections(settings),
-        )
-    )
+    """Run migrations, relay, projectors and publisher (the ``compliance-worker`` script)."""
+    from compliance.worker import worker_cli  # noqa: PLC0415  (the worker imports this module)
+
+    raise SystemExit(worker_cli(Settings()))
