@@ -80,6 +80,7 @@ class ComplianceDb:
     sessions: async_sessionmaker[AsyncSession]
     feed: Feed = field(default_factory=Feed)
     stores: list[EventStore] = field(default_factory=list)
+    _reader: EventStore | None = None
 
     @classmethod
     async def create(cls, url: str) -> ComplianceDb:
@@ -117,7 +118,9 @@ class ComplianceDb:
 
     async def reminders(self) -> list[tuple[RecordedEvent, ReminderDue]]:
         """Return every ReminderDue in the compliance event store, in position order."""
-        store = await self.store(_READER_CLOCK)
+        if self._reader is None:
+            self._reader = await self.store(_READER_CLOCK)
+        store = self._reader
         found: list[tuple[RecordedEvent, ReminderDue]] = []
         async for recorded in store.iterate():
             event = recorded.event()

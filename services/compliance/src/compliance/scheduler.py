@@ -83,6 +83,9 @@ class SchedulerSettings(Settings):
     reminder_batch_size: int = 200
     # Tick once as soon as the worker is ready, so a restart catches up on the day it missed.
     scheduler_tick_on_start: bool = True
+    # How long the group waits for a silent member: a killed scheduler holds the leadership (and
+    # delays its restarted successor's join) until this expires. faust's default is 60 s.
+    scheduler_session_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +343,8 @@ def create_faust_app(
         web_enabled=False,
         autodiscover=False,
         datadir=settings.scheduler_data_dir,
+        broker_session_timeout=settings.scheduler_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.scheduler_session_timeout_s / 3),
     )
 
     async def guarded_tick(reason: str) -> None:
@@ -414,8 +419,13 @@ def main(argv: Sequence[str] | None = None, *, settings: SchedulerSettings | Non
         asyncio.run(once())
         return 0
 
+    one_at_a_time = asyncio.Lock()
+
     async def tick() -> TickReport:
-        return await (await resources.scheduler()).tick()
+        # The catch-up tick and a crontab tick may meet; run them one after the other (the
+        # second then finds everything sent) rather than racing on the same streams.
+        async with one_at_a_time:
+            return await (await resources.scheduler()).tick()
 
     Path(resolved.scheduler_data_dir).mkdir(parents=True, exist_ok=True)
     app = create_faust_app(resolved, tick, on_shutdown=resources.close)
