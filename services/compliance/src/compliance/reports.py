@@ -226,7 +226,7 @@ def _order(s: Any, request: ReportRequest) -> list[ColumnElement[Any]]:
     # The unit code breaks every tie: a total order, so pages and rebuilt reports are stable.
     code = s.c.unit_id.collate("C")
     ordered.append(code.desc() if request.is_descending and request.sort is SortKey.CODE else code)
-    if request.sort is not SortKey.NAME:
+    if request.sort not in (SortKey.NAME, SortKey.CODE):
         ordered.insert(len(ordered) - 1, s.c.name_folded.collate("C"))
     return ordered
 

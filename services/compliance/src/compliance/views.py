@@ -510,6 +510,15 @@ def reminder_step(days: int) -> ReminderStep | None:
     return None
 
 
+def _uncertified_state(row: Any, campaign: Campaign, days: int) -> ComplianceState:
+    """Return the state of a unit not certified on the day asked (whatever happened later)."""
+    if days < 0:
+        return ComplianceState.MISSED
+    if row.last_change_at is not None and row.last_change_at >= campaign.opens_at:
+        return ComplianceState.IN_PROGRESS
+    return ComplianceState.NOT_STARTED
+
+
 async def units_needing_reminder(
     session: AsyncSession, campaign_id: str, on: date
 ) -> list[ReminderTarget]:
@@ -529,8 +538,12 @@ async def units_needing_reminder(
         return []
     if campaign.closes_at is not None and campaign.closes_at <= day_starts:
         return []
+    # Not certified by the start of `on` (a replay of a past day ignores later certifications).
     query = unit_state_select(campaign, now=day_starts, scope_on=on).where(
-        unit_campaigns_view.c.certified_at.is_(None)
+        or_(
+            unit_campaigns_view.c.certified_at.is_(None),
+            unit_campaigns_view.c.certified_at >= day_starts,
+        )
     )
     rows = (await session.execute(query.order_by(units_view.c.unit_id))).all()
     targets: list[ReminderTarget] = []
@@ -555,7 +568,7 @@ async def units_needing_reminder(
                 campaign_id=campaign.campaign_id,
                 campaign_title=campaign.title,
                 step=step,
-                state=ComplianceState(row.state),
+                state=_uncertified_state(row, campaign, days),
                 deadline_at=row.deadline_at,
                 deadline_on=last_day_before(row.deadline_at),
                 days_left=days,
