@@ -8,8 +8,8 @@ served by uvicorn on a local port, tokens from a throw-away development issuer):
 2. Bulk import: one CSV of `--bulk` rows (Greek headers) `POST /units/{unit}/equipment-imports`.
    Items created per second of the whole request (upload, validation, appends, per-row results).
    Target >= 5,000 items/s.
-3. As-of inventory: a unit with 300 items in stock after 10 years of history (470 registered, 170
-   withdrawn, moves, status changes, transfers out and in: about 4,500 of its events among 20,000 of
+3. As-of inventory: a unit with 300 items in stock after 10 years of history (470 registered, 190
+   withdrawn, 20 transferred in; moves, status changes: about 4,500 of its events among 20,000 of
    other units), written straight to the event store at their historical times. `GET
    /units/{unit}/inventory/as-of?at=…` at `--samples` random instants of the 10 years: first pass
    on a store without checkpoints (the queries build them), then a second pass at new instants.
