@@ -108,10 +108,10 @@ bench: ## Run every tests/bench/bench_*.py (needs `make infra-up`)
 		m=$${f%.py}; m=$${m//\//.}; echo "== $$m"; $(TEST_ENV) $(PY) -m $$m; \
 	done
 
-token: ## Mint a development token: make token USER=<user id>
+token: ## Mint a development token: make token USER=<user id> [ROLE=ministry_admin|auditor|helpdesk]
 	@# USER is also the login name in the environment: only a USER given on the command line counts.
-	@[ "$(origin USER)" = "command line" ] || { echo "usage: make token USER=<user id>"; exit 2; }
-	$(UV) run --frozen python -m shared.devissuer mint --user $(USER)
+	@[ "$(origin USER)" = "command line" ] || { echo "usage: make token USER=<user id> [ROLE=<global role>]"; exit 2; }
+	$(UV) run --frozen python -m shared.devissuer mint --user $(USER) $(if $(ROLE),--role $(ROLE))
 
 replay: ## Rebuild a projection from offset 0 and swap it in: make replay SERVICE=units PROJECTION=units.authz
 	@[ -n "$(SERVICE)" ] && [ -n "$(PROJECTION)" ] || { \
