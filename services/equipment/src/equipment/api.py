@@ -36,7 +36,7 @@ from fastapi.responses import Response, StreamingResponse
 from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from equipment import catalogue, domain, handlers, views
+from equipment import access, catalogue, domain, handlers, views
 from equipment.commands import (
     AcceptTransfer,
     ApproveProduct,
@@ -578,8 +578,9 @@ async def register_item(
 ) -> Response:
     """Register an item in a unit (`entry` there); a repeat with the same item id is answered."""
     _remember_fields(request, body)
-    await _require_known_unit(session, body.unit_id)
-    await authz.require(session, principal, Action.RECORD_EQUIPMENT, body.unit_id)
+    if key is not None:  # a stored answer is replayed only to whom the checks let through
+        await _require_known_unit(session, body.unit_id)
+        await authz.require(session, principal, Action.RECORD_EQUIPMENT, body.unit_id)
     command = RegisterItem(
         item_id=body.item_id or uuid4(),
         unit_id=body.unit_id,
@@ -593,20 +594,23 @@ async def register_item(
         status=body.status,
         notes=body.notes,
     )
-    directory = views.UnitDirectory(session)
-    response = await _command(
-        store,
-        key,
-        lambda tx: handlers.register_item(
+
+    async def handle(tx: StoreTransaction) -> AppendResult:
+        # The unit's lock, its 404 and the 403 in one statement on the command's connection.
+        uow = handlers.UnitOfWork(tx, store.source)
+        unit = await access.check_unit_command(
+            uow, principal, Action.RECORD_EQUIPMENT, command.unit_id
+        )
+        return await handlers.register_item(
             command,
             store=store,
             clock=clock,
             context=_context(principal, body.unit_id),
-            directory=directory,
-            tx=tx,
-        ),
-        status=201,
-    )
+            directory=access.Known(unit),
+            uow=uow,
+        )
+
+    response = await _command(store, key, handle, status=201)
     if response.status_code == 201:  # noqa: PLR2004  (created)
         response.headers["Location"] = f"/items/{command.item_id}"
     return response

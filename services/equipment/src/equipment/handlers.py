@@ -79,9 +79,27 @@ from shared.outbox import advisory_key
 MAX_BUNDLE_DEPTH = 4
 ITEM_EVENT_TYPES = tuple(sorted(cls.__name__ for cls in ItemEvent.__args__))
 
+# One index probe per stream asked for: `stream_id = ANY(%s)` with hundreds of ids (an import
+# batch) is planned as a sequential scan of the whole log once the custom plan estimates that many
+# rows, which made every batch slower than the last; the lateral subquery (fenced by OFFSET 0 so it
+# is not flattened into a hash join) walks `uq_events_stream_id_version` for each id instead.
 _SELECT = (
-    "SELECT position, event_id, stream_id, version, type, schema_version, data, metadata,"
-    " unit_id, recorded_at, prevhash, hash FROM events WHERE stream_id = ANY(%s)"
+    "SELECT e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data,"
+    " e.metadata, e.unit_id, e.recorded_at, e.prevhash, e.hash"
+    " FROM unnest(%s::text[]) AS s(stream_id) CROSS JOIN LATERAL ("
+    "SELECT * FROM events WHERE events.stream_id = s.stream_id OFFSET 0) AS e"
+    " ORDER BY e.stream_id, e.version"
+)
+# The streams asked for, and the last `InventoryCertified` of one unit's inventory stream (all an
+# act's date check needs of it: the stream itself grows with every transfer and certification).
+_SELECT_WITH_CERTIFICATION = (
+    "SELECT e.position, e.event_id, e.stream_id, e.version, e.type, e.schema_version, e.data,"
+    " e.metadata, e.unit_id, e.recorded_at, e.prevhash, e.hash"
+    " FROM unnest(%s::text[]) AS s(stream_id) CROSS JOIN LATERAL ("
+    "SELECT * FROM events WHERE events.stream_id = s.stream_id OFFSET 0) AS e"
+    " UNION ALL (SELECT position, event_id, stream_id, version, type, schema_version, data,"
+    " metadata, unit_id, recorded_at, prevhash, hash FROM events WHERE stream_id = %s"
+    " AND type = 'InventoryCertified' ORDER BY version DESC LIMIT 1)"
     " ORDER BY stream_id, version"
 )
 _LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(k) FROM unnest(%s::bigint[]) AS k"
@@ -148,6 +166,8 @@ class UnitOfWork:
         self.source = source
         self.versions: dict[str, int] = {}
         self.history: dict[str, list[RecordedEvent]] = {}
+        # Advisory keys held until commit → exclusive? (a key held is not asked for again).
+        self.held_locks: dict[int, bool] = {}
 
     async def read(self, *stream_ids: str) -> dict[str, list[RecordedEvent]]:
         """Load the streams not read yet (one round trip) and return all asked for."""
@@ -164,6 +184,40 @@ class UnitOfWork:
                 events = self.history[stream_id]
                 self.versions[stream_id] = events[-1].version if events else 0
         return {s: self.history[s] for s in stream_ids}
+
+    async def read_for_act(self, unit_id: str, *stream_ids: str) -> UnitInventory:
+        """Load the streams (as `read`) and the unit's last certification, in one round trip.
+
+        Returns the unit's inventory as far as an act's date check needs it: its last
+        certification only (pending transfers are not read, and its stream is not marked read, so
+        appending to it still needs `inventory`). Call it after `lock_units`: the certification
+        read must see every certification committed before the lock was granted.
+        """
+        wanted = [s for s in dict.fromkeys(stream_ids) if s not in self.history]
+        inventory_stream = domain.inventory_stream(unit_id)
+        cursor = self.tx.connection.cursor(row_factory=namedtuple_row)
+        await cursor.execute(_SELECT_WITH_CERTIFICATION, (wanted, inventory_stream), prepare=True)
+        for stream_id in wanted:
+            self.history[stream_id] = []
+        inventory = UnitInventory(unit_id)
+        rows: list[Any] = await cursor.fetchall()
+        for row in rows:
+            recorded = record_from_row(self.source, row)
+            if row.stream_id != inventory_stream:
+                self.history[row.stream_id].append(recorded)
+                continue
+            if inventory_stream in wanted:  # read whole as well: its last certification twice
+                history = self.history[inventory_stream]
+                if history and history[-1].version == recorded.version:
+                    continue
+                history.append(recorded)
+            inventory = domain.evolve_inventory(inventory, recorded.event(), recorded.version)
+        for stream_id in wanted:
+            events = self.history[stream_id]
+            self.versions[stream_id] = events[-1].version if events else 0
+        if inventory_stream in self.history and inventory_stream not in wanted:
+            return (await self.inventories(unit_id))[unit_id]  # read whole before: fold it
+        return inventory
 
     async def items(self, item_ids: Iterable[UUID]) -> dict[UUID, Item | None]:
         """Return the items (None for an id never registered)."""
@@ -223,8 +277,16 @@ class UnitOfWork:
 
     async def lock_units(self, *unit_ids: str, exclusive: bool = False) -> None:
         """Take the units' inventory locks until commit (shared for acts, exclusive to certify)."""
-        keys = sorted({unit_lock_key(u) for u in unit_ids})
+        keys = sorted(
+            key
+            for key in {unit_lock_key(u) for u in unit_ids}
+            if key not in self.held_locks or (exclusive and not self.held_locks[key])
+        )
+        if not keys:
+            return
         await self.tx.connection.execute(_LOCK_EXCLUSIVE if exclusive else _LOCK_SHARED, (keys,))
+        for key in keys:
+            self.held_locks[key] = exclusive
 
     async def append(self, events: Sequence[Event], context: AppendContext) -> list[AppendResult]:
         """Append decided events, grouped by stream, each with the version it was read at."""
@@ -244,8 +306,13 @@ class UnitOfWork:
 
 
 @asynccontextmanager
-async def unit_of_work(store: EventStore, tx: StoreTransaction | None) -> AsyncIterator[UnitOfWork]:
-    """Yield a unit of work in the caller's transaction, or in a new one."""
+async def unit_of_work(
+    store: EventStore, tx: StoreTransaction | None, uow: UnitOfWork | None = None
+) -> AsyncIterator[UnitOfWork]:
+    """Yield the caller's unit of work, or one in the caller's transaction, or in a new one."""
+    if uow is not None:
+        yield uow
+        return
     if tx is not None:
         yield UnitOfWork(tx, store.source)
         return
@@ -418,13 +485,26 @@ async def register_item(
     context: AppendContext,
     directory: UnitDirectory,
     tx: StoreTransaction | None = None,
+    uow: UnitOfWork | None = None,
 ) -> AppendResult:
-    """Register an item; a repeat of the same registration answers the first result."""
+    """Register an item; a repeat of the same registration answers the first result.
+
+    Round trips: the unit's lock (none if the caller's `uow` holds it), one read of the item,
+    product and serial-claim streams with the unit's last certification, the asset number, the
+    append. The claim's stream is named by the product's manufacturer, which never changes once
+    proposed: known from an earlier registration, it is read with the rest; else after.
+    """
     stream = domain.item_stream(command.item_id)
     unit = await directory.known_unit(command.unit_id)
-    async with unit_of_work(store, tx) as uow:
-        await uow.lock_units(command.unit_id)
-        existing = await uow.item(command.item_id)
+    async with unit_of_work(store, tx, uow) as work:
+        await work.lock_units(command.unit_id)
+        serial = domain.normalise_serial(command.serial_number)
+        maker = _MANUFACTURER_KEYS.get(command.product_id)
+        streams = [stream, domain.product_stream(command.product_id)]
+        if serial is not None and maker is not None:
+            streams.append(domain.serial_stream(maker, serial))
+        inventory = await work.read_for_act(command.unit_id, *streams)
+        existing = await work.item(command.item_id)
         if existing is not None:
             domain.register(
                 existing,
@@ -436,19 +516,19 @@ async def register_item(
                 allocated_asset_number=None,
                 today=clock.today(ATHENS),
             )  # raises unless it is the same registration
-            first = uow.history[stream][0]
+            first = work.history[stream][0]
             return AppendResult(stream, first.version, (first.position,))
-        product = await uow.product(command.product_id)
-        inventory = await uow.inventory(command.unit_id)
-        serial = domain.normalise_serial(command.serial_number)
+        product = await work.product(command.product_id)
+        if product is not None:
+            _remember_manufacturer(product)
         claim = (
-            await uow.claim((product.manufacturer_key, serial))
+            await work.claim((product.manufacturer_key, serial))
             if product is not None and serial is not None
             else None
         )
         allocated = None
         if not (command.asset_number or "").strip() and unit is not None and unit.is_active:
-            allocated = await next_asset_number(uow.tx, command.unit_id)
+            allocated = await next_asset_number(work.tx, command.unit_id)
         events = domain.register(
             None,
             command,
@@ -459,8 +539,19 @@ async def register_item(
             allocated_asset_number=allocated,
             today=clock.today(ATHENS),
         )
-        results = await uow.append(events, _context(context, command.unit_id))
-        return _result(uow, stream, results)
+        results = await work.append(events, _context(context, command.unit_id))
+        return _result(work, stream, results)
+
+
+# product id → its manufacturer's key (set by the product's first event, never changed after).
+_MANUFACTURER_KEYS: dict[UUID, str] = {}
+_MANUFACTURER_KEYS_MAX = 10_000
+
+
+def _remember_manufacturer(product: Product) -> None:
+    if len(_MANUFACTURER_KEYS) >= _MANUFACTURER_KEYS_MAX:
+        _MANUFACTURER_KEYS.clear()
+    _MANUFACTURER_KEYS[product.product_id] = product.manufacturer_key
 
 
 async def correct_item_details(

@@ -2,9 +2,9 @@
 
 Why this exists: nothing happens at import time (STYLE.md habit 5). `create_app` builds the FastAPI
 app; its lifespan opens the database engine, the event store, the token verifier and the Kafka
-probe and keeps them on ``app.state``. `serve` is the ``equipment-api`` console script;
-`run_worker_cli` is ``equipment-worker`` (migrations, the outbox relay, the authz, units and
-read-model projections).
+probe and keeps them on ``app.state``. `serve` is the ``equipment-api`` console script (one
+uvicorn worker process per CPU unless `EQUIPMENT_WORKERS` says otherwise); `run_worker_cli` is
+``equipment-worker`` (migrations, the outbox relay, the authz, units and read-model projections).
 
 Usage::
 
@@ -79,16 +79,31 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()
     return app
 
 
+def app_factory() -> FastAPI:
+    """Return the app with settings from the environment (uvicorn's factory in each worker)."""
+    return create_app(Settings())
+
+
 def serve() -> None:
-    """Run the HTTP API on the configured host and port (the ``equipment-api`` script)."""
+    """Run the HTTP API on the configured host and port (the ``equipment-api`` script).
+
+    With more than one worker (`EQUIPMENT_WORKERS`, default: one per CPU) uvicorn forks that many
+    processes on the same socket, each building its own app through `app_factory`.
+    """
     settings = Settings()
+    workers = settings.worker_count()
     uvicorn.run(
-        create_app(settings),
+        "equipment.main:app_factory" if workers > 1 else create_app(settings),
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=settings.host,
         port=settings.port,
         log_level="info",
         # Ctrl-C under honcho: finish in-flight requests, but never hang the shutdown of `make up`.
         timeout_graceful_shutdown=5,
+        # A spawned worker re-imports this script's module (the whole app) before it can answer
+        # the supervisor's health check; on a busy machine that takes longer than uvicorn's 5 s.
+        timeout_worker_healthcheck=60,
     )
 
 

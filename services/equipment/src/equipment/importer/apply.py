@@ -19,9 +19,11 @@ location of the unit (blank: the unit's only location, if it has one).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -43,14 +45,34 @@ from shared.clock import ATHENS, Clock
 from shared.events.base import Event
 from shared.events.equipment import Acquisition, ItemStatus
 from shared.eventstore import AppendContext, EventStore, StoreTransaction, VersionConflictError
-from shared.greek import fold
+from shared.greek import fold as _fold_text
 
 BATCH_SIZE = 500
+
+
+@lru_cache(maxsize=4096)
+def fold(text: str) -> str:
+    """Return `shared.greek.fold(text)`, cached: a file repeats the same few cells on every row."""
+    return _fold_text(text)
+
+
+@lru_cache(maxsize=1)
+def _category_names() -> dict[str, str]:
+    """Return every folded name (id, Greek and English label) of an assignable category."""
+    names: dict[str, str] = {}
+    for category in catalogue.CATEGORIES.values():
+        if category.is_assignable:
+            for name in (category.category_id, category.label_el, category.label_en):
+                names.setdefault(fold(name), category.category_id)
+    return names
+
+
 _PLACEHOLDER_NUMBER = "0"
 
 _INSERT_ROWS = (
     "INSERT INTO equipment_import_rows (import_id, line, outcome, item_id, reason, field, notes)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+    " SELECT %s, r.* FROM unnest(%s::integer[], %s::text[], %s::uuid[], %s::text[], %s::text[],"
+    " %s::jsonb[]) AS r ON CONFLICT DO NOTHING"
 )
 _ALLOCATE = (
     "INSERT INTO equipment_asset_sequences AS s (unit_id, last_number) VALUES (%s, %s)"
@@ -104,11 +126,9 @@ class Resolver:
     @staticmethod
     def category(text: str) -> str:
         """Return the category id a cell names (a leaf category)."""
-        key = fold(text)
-        for category in catalogue.CATEGORIES.values():
-            names = (category.category_id, category.label_el, category.label_en)
-            if category.is_assignable and key in {fold(name) for name in names}:
-                return category.category_id
+        found = _category_names().get(fold(text))
+        if found is not None:
+            return found
         raise _RowError("category", f"{text!r} is not a category of the catalogue")
 
     async def product(self, category_id: str, manufacturer: str, model: str) -> tuple[UUID, bool]:
@@ -260,8 +280,14 @@ class BatchImporter:
                 candidates[index] = (entry, *await self._command(entry, today))
             except _RowError as problem:
                 results[index] = _error(entry, problem.column, problem.reason)
+        # One round trip: every row's item stream, the rows' products and the unit's last
+        # certification (not its whole inventory stream, which grows with every transfer).
+        inventory = await uow.read_for_act(
+            self.resolver.unit_id,
+            *(domain.item_stream(row.item_id) for row, _, _ in candidates.values()),
+            *(domain.product_stream(c.product_id) for _, c, _ in candidates.values()),
+        )
         existing = await uow.items(row.item_id for row, _, _ in candidates.values())
-        inventory = await uow.inventory(self.resolver.unit_id)
         fresh = {i: c for i, c in candidates.items() if existing.get(c[0].item_id) is None}
         proposals = {p.product_id: p for _, _, p in fresh.values() if p is not None}
         products: dict[UUID, Any] = {
@@ -407,21 +433,18 @@ class BatchImporter:
 
 
 async def _record_rows(tx: StoreTransaction, import_id: UUID, results: Sequence[RowResult]) -> None:
-    from psycopg.types.json import Jsonb  # noqa: PLC0415  (psycopg is the store's driver)
-
-    async with tx.connection.cursor() as cursor:
-        await cursor.executemany(
-            _INSERT_ROWS,
-            [
-                (
-                    import_id,
-                    r.line,
-                    r.outcome.value,
-                    r.item_id,
-                    r.reason,
-                    r.field,
-                    Jsonb(list(r.notes)) if r.notes else None,
-                )
-                for r in results
-            ],
-        )
+    """Write the rows' results in one statement (arrays unnested server-side)."""
+    if not results:
+        return
+    await tx.connection.execute(
+        _INSERT_ROWS,
+        (
+            import_id,
+            [r.line for r in results],
+            [r.outcome.value for r in results],
+            [r.item_id for r in results],
+            [r.reason for r in results],
+            [r.field for r in results],
+            [json.dumps(list(r.notes), ensure_ascii=False) if r.notes else None for r in results],
+        ),
+    )
