@@ -151,7 +151,7 @@ class Report:
         width = 112
         out()
         out("=" * width)
-        workers = os.environ.get("EQUIPMENT_WORKERS") or "one per CPU"
+        workers = os.environ.get("EQUIPMENT_WORKERS") or "1 (default)"
         out(f"equipment bench (API: uvicorn, workers: {workers}; PostgreSQL as configured)")
         out("=" * width)
         out(f"{'figure':<46} {'value':>18} {'API peak MiB':>15}  detail")

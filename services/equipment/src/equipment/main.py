@@ -2,8 +2,8 @@
 
 Why this exists: nothing happens at import time (STYLE.md habit 5). `create_app` builds the FastAPI
 app; its lifespan opens the database engine, the event store, the token verifier and the Kafka
-probe and keeps them on ``app.state``. `serve` is the ``equipment-api`` console script (one
-uvicorn worker process per CPU unless `EQUIPMENT_WORKERS` says otherwise); `run_worker_cli` is
+probe and keeps them on ``app.state``. `serve` is the ``equipment-api`` console script
+(`EQUIPMENT_WORKERS` uvicorn worker processes, one by default); `run_worker_cli` is
 ``equipment-worker`` (migrations, the outbox relay, the authz, units and read-model projections).
 
 Usage::
@@ -87,8 +87,8 @@ def app_factory() -> FastAPI:
 def serve() -> None:
     """Run the HTTP API on the configured host and port (the ``equipment-api`` script).
 
-    With more than one worker (`EQUIPMENT_WORKERS`, default: one per CPU) uvicorn forks that many
-    processes on the same socket, each building its own app through `app_factory`.
+    With more than one worker (`EQUIPMENT_WORKERS`, default 1) uvicorn starts that many processes
+    on the same socket, each building its own app through `app_factory`.
     """
     settings = Settings()
     workers = settings.worker_count()
