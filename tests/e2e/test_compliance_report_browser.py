@@ -220,11 +220,6 @@ async def test_report_list_is_readable_on_a_phone(api_url: str, browser: Browser
         await page.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="compliance.reports: the per-region and per-directorate counts tables are wider than a"
-    " 390 px phone (457 and 499 px with these names), so the whole page scrolls sideways",
-)
 async def test_report_counts_fit_a_phone(api_url: str, browser: Browser) -> None:
     page = await phone_page(browser, api_url)
     try:

@@ -190,10 +190,42 @@ async def resolve_campaign(
     return campaign
 
 
-def _state_subquery(request: ReportRequest, campaign: Campaign, now: datetime) -> Any:
+# Orders that need each unit's activity (its state, last change, item count) to pick a page.
+ACTIVITY_SORTS = (SortKey.STATE, SortKey.LAST_CHANGE_AT, SortKey.ITEMS)
+
+
+def _state_subquery(
+    request: ReportRequest,
+    campaign: Campaign,
+    now: datetime,
+    *,
+    lean: bool = False,
+    filters: views.UnitFilters | None = None,
+) -> Any:
     return views.unit_state_select(
-        campaign, now=now, scope_on=views.scope_day(campaign, now), filters=request.filters
+        campaign,
+        now=now,
+        scope_on=views.scope_day(campaign, now),
+        filters=request.filters if filters is None else filters,
+        lean=lean,
+        with_activity=request.sort in ACTIVITY_SORTS,
     ).subquery("s")
+
+
+def _listed(s: Any, kind: ReportKind) -> ColumnElement[bool]:
+    """Return the condition a row of `kind` meets: on certification alone where it is equivalent.
+
+    Certified or late is exactly "has a certification counting for the campaign", so the two
+    public lists test the join's key (an anti-join the planner can drive from an index) instead
+    of evaluating every unit's state first.
+    """
+    match kind:
+        case ReportKind.NOT_COMPLETED:
+            return s.c.certified_unit_id.is_(None)  # type: ignore[no-any-return]
+        case ReportKind.COMPLETED:
+            return s.c.certified_unit_id.is_not(None)  # type: ignore[no-any-return]
+        case ReportKind.ELIGIBLE:  # certified, in time
+            return s.c.certified_at < s.c.deadline_at  # type: ignore[no-any-return]
 
 
 def _order(s: Any, request: ReportRequest) -> list[ColumnElement[Any]]:
@@ -255,7 +287,7 @@ def _row(row: Any) -> ReportRow:
 async def _counts(
     session: AsyncSession, s: Any
 ) -> tuple[tuple[GroupCount, ...], tuple[GroupCount, ...], int, int]:
-    is_completed = s.c.state.in_([state.value for state in COMPLETED_STATES])
+    is_completed = _listed(s, ReportKind.COMPLETED)
     rows = await session.execute(
         select(
             s.c.region_id,
@@ -308,22 +340,44 @@ async def unit_types(session: AsyncSession) -> tuple[str, ...]:
 
 
 async def build_report(session: AsyncSession, request: ReportRequest, *, now: datetime) -> Report:
-    """Compute a report (counts and one page of rows, or every row) from the projection."""
+    """Compute a report (counts and one page of rows, or every row) from the projection.
+
+    Counts and the choice of a page's units read the lean form of the units' state (the unit
+    directory and the campaign's certifications, the page an index scan in name order); only the
+    rows shown are read in full.
+    """
     campaign = await resolve_campaign(session, request.campaign_id, now)
-    s = _state_subquery(request, campaign, now)
-    regions, directorates, completed, not_completed = await _counts(session, s)
-    states = [state.value for state in request.kind.states]
-    query = select(s).where(s.c.state.in_(states)).order_by(*_order(s, request))
-    if request.per_page is not None:
-        query = query.limit(request.per_page).offset((request.page - 1) * request.per_page)
-    rows = tuple(_row(r) for r in await session.execute(query))
+    lean = _state_subquery(request, campaign, now, lean=True)
+    regions, directorates, completed, not_completed = await _counts(session, lean)
+    if request.per_page is None:
+        s = _state_subquery(request, campaign, now)
+        query = select(s).where(_listed(s, request.kind)).order_by(*_order(s, request))
+        rows = tuple(_row(r) for r in await session.execute(query))
+    else:
+        page = (
+            select(lean.c.unit_id)
+            .where(_listed(lean, request.kind))
+            .order_by(*_order(lean, request))
+            .limit(request.per_page)
+            .offset((request.page - 1) * request.per_page)
+        )
+        unit_ids = tuple((await session.execute(page)).scalars())
+        rows = ()
+        if unit_ids:
+            s = _state_subquery(
+                request, campaign, now, filters=views.UnitFilters(unit_ids=unit_ids)
+            )
+            query = select(s).order_by(*_order(s, request))
+            rows = tuple(_row(r) for r in await session.execute(query))
     matching = (
         completed
         if request.kind is ReportKind.COMPLETED
         else not_completed
         if request.kind is ReportKind.NOT_COMPLETED
         else (
-            await session.execute(select(func.count()).select_from(s).where(s.c.state.in_(states)))
+            await session.execute(
+                select(func.count()).select_from(lean).where(_listed(lean, request.kind))
+            )
         ).scalar_one()
     )
     return Report(
@@ -494,8 +548,7 @@ async def csv_chunks(
     """Yield the report as CSV, UTF-8 with a BOM (so Excel reads Greek), row batches at a time."""
     campaign = await resolve_campaign(session, request.campaign_id, now)
     s = _state_subquery(request, campaign, now)
-    states = [state.value for state in request.kind.states]
-    query = select(s).where(s.c.state.in_(states)).order_by(*_order(s, request))
+    query = select(s).where(_listed(s, request.kind)).order_by(*_order(s, request))
     yield ("\ufeff" + _csv_line(CSV_HEADER)).encode("utf-8")
     result = await session.stream(query.execution_options(yield_per=CSV_BATCH))
     async for partition in result.partitions(CSV_BATCH):
@@ -522,7 +575,9 @@ details{margin:.5rem 0}summary{cursor:pointer;font-weight:600}
 nav a{margin-right:.8rem}
 @media (max-width:40rem){table.units thead{display:none}table.units tr{display:block;
 border-bottom:2px solid #ccc;padding:.3rem 0}table.units td{display:block;border:0;padding:.1rem}
-table.units td[data-label]::before{content:attr(data-label) ": ";font-weight:600}}
+table.units td[data-label]::before{content:attr(data-label) ": ";font-weight:600}
+table.counts{table-layout:fixed;font-size:.85rem}table.counts th,table.counts td{
+overflow-wrap:anywhere;hyphens:auto;padding:.25rem .2rem}table.counts th:first-child{width:40%}}
 @media print{form,nav,.pages{display:none}body{max-width:none}details{display:block}
 details>*{display:block}a{color:inherit;text-decoration:none}}
 """
@@ -560,7 +615,8 @@ def _counts_table(title: str, counts: Sequence[GroupCount], *, is_open: bool) ->
     )
     return (
         f"<details{' open' if is_open else ''}><summary>{escape(title)}</summary>"
-        "<table><thead><tr><th></th><th>Ολοκλήρωσαν</th><th>Δεν ολοκλήρωσαν</th><th>Σύνολο</th>"
+        '<table class="counts"><thead><tr><th></th><th>Ολοκλήρωσαν</th><th>Δεν ολοκλήρωσαν</th>'
+        "<th>Σύνολο</th>"
         f"</tr></thead><tbody>{rows}</tbody></table></details>"
     )
 
