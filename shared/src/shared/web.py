@@ -26,16 +26,18 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiokafka.admin import AIOKafkaAdminClient
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.clock import Clock
 from shared.db import create_engine
+from shared.eventstore import EventStore
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.settings import DatabaseSettings, KafkaSettings
 
@@ -228,3 +230,32 @@ def create_service_app(*, title: str, description: str, lifespan: Lifespan) -> F
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
     return app
+
+
+# ---------------------------------------------------------------------------------------------
+# Dependencies every service's API uses. The service's lifespan puts `store` (EventStore),
+# `clock` (Clock) and `sessions` (async_sessionmaker) on `app.state`; these aliases read them.
+
+
+def _store(request: Request) -> EventStore:
+    store: EventStore = request.app.state.store
+    return store
+
+
+def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    async with factory() as session:
+        yield session
+
+
+StoreDep = Annotated[EventStore, Depends(_store)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+MinPosition = Annotated[
+    int | None, Query(ge=0, description="wait (bounded) until the read model shows this write")
+]

@@ -36,15 +36,14 @@ from compliance.windows import previous_windows
 from shared import authz
 from shared.auth import Principal, PrincipalDep
 from shared.authz import Action
-from shared.clock import Clock
 from shared.events.compliance import CampaignId, ScopeKind
 from shared.events.envelope import Actor
 from shared.events.units import GlobalRole
-from shared.eventstore import AppendContext, AppendResult, EventStore, StoreTransaction
+from shared.eventstore import AppendContext, AppendResult, StoreTransaction
 from shared.idempotency import IdempotencyKeyDep, IfMatchVersion, run_idempotent
 from shared.problems import Problem, problem_response
 from shared.telemetry import current_traceparent
-from shared.web import health_router
+from shared.web import ClockDep, SessionDep, StoreDep, health_router
 
 router = APIRouter()
 router.include_router(health_router)
@@ -54,16 +53,6 @@ PUBLIC_CACHE = "public, max-age=15"
 
 # ---------------------------------------------------------------------------------------------
 # Dependencies
-
-
-def _store(request: Request) -> EventStore:
-    store: EventStore = request.app.state.store
-    return store
-
-
-def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
 
 
 def _settings(request: Request) -> Settings:
@@ -76,15 +65,7 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return factory
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with _sessions(request)() as session:
-        yield session
-
-
-StoreDep = Annotated[EventStore, Depends(_store)]
-ClockDep = Annotated[Clock, Depends(_clock)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
-SessionDep = Annotated[AsyncSession, Depends(_session)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 
 

@@ -33,12 +33,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import authz
 from shared.auth import Principal, PrincipalDep
 from shared.authz import Action
-from shared.clock import Clock
 from shared.consumer import ProjectionLagTimeoutError, wait_for_position
 from shared.events.envelope import Actor
 from shared.events.units import GlobalRole, UnitRole
@@ -47,7 +46,7 @@ from shared.greek import display_name
 from shared.idempotency import IdempotencyKeyDep, IfMatchVersion, run_idempotent
 from shared.problems import Problem, problem_response
 from shared.telemetry import current_traceparent
-from shared.web import health_router
+from shared.web import ClockDep, MinPosition, SessionDep, StoreDep, health_router
 from units import domain, handlers, views
 from units.commands import (
     AbolishUnit,
@@ -108,34 +107,12 @@ READERS = frozenset({GlobalRole.AUDITOR, GlobalRole.HELPDESK, GlobalRole.MINISTR
 # Dependencies
 
 
-def _store(request: Request) -> EventStore:
-    store: EventStore = request.app.state.store
-    return store
-
-
-def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    factory: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    async with factory() as session:
-        yield session
-
-
-StoreDep = Annotated[EventStore, Depends(_store)]
-ClockDep = Annotated[Clock, Depends(_clock)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
-SessionDep = Annotated[AsyncSession, Depends(_session)]
-MinPosition = Annotated[
-    int | None, Query(ge=0, description="wait (bounded) until the read model shows this write")
-]
 
 # ---------------------------------------------------------------------------------------------
 # Domain errors → problem+json
