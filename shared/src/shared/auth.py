@@ -52,6 +52,7 @@ from shared.problems import Problem
 
 ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
 REALM = "ictcadastre"
+_VERIFIED_MAX = 4096  # verified tokens remembered (the cache is emptied when full)
 
 log = structlog.get_logger(__name__)
 
@@ -241,6 +242,10 @@ class TokenVerifier:
         self._settings = settings
         self._clock: Clock = clock or SystemClock()
         self._keys = JwksCache(settings, http)
+        # Token text → its principal and claims, once its signature and claims were verified: a
+        # client sends the same token with every request until it expires. Its times are checked
+        # again on every use (against the clock); a token never verified is never in here.
+        self._verified: dict[str, tuple[Principal, Mapping[str, Any]]] = {}
 
     async def aclose(self) -> None:
         """Release the HTTP client used to fetch keys."""
@@ -248,6 +253,11 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """Return the principal a token names, or raise a 401 `Problem` saying why it is refused."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, claims = cached
+            self._check_times(claims)
+            return principal
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError as exc:
@@ -272,7 +282,11 @@ class TokenVerifier:
             ) from None
         claims = self._decode(token, key, algorithm)
         self._check_times(claims)
-        return Principal(user_id=claims["sub"], global_roles=self._global_roles(claims))
+        principal = Principal(user_id=claims["sub"], global_roles=self._global_roles(claims))
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[token] = (principal, claims)
+        return principal
 
     def _decode(self, token: str, key: jwt.PyJWK, algorithm: str) -> dict[str, Any]:
         settings = self._settings

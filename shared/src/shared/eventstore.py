@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from time import monotonic
@@ -149,6 +149,17 @@ class StoreTransaction:
         self.connection = connection
         self._pending: list[_Pending] = []
         self.results: list[AppendResult] = []
+        self._commit_on_flush = False
+        self.committed = False
+
+    def commit_with_next_flush(self) -> None:
+        """Send COMMIT together with the next flush's append (one round trip, not two).
+
+        Only for a caller whose next flush is the transaction's last statement: the locks taken
+        before (and the log's position row the append takes) are then held for one round trip.
+        After it, the transaction is over; `transaction()` does not commit again.
+        """
+        self._commit_on_flush = True
 
     def append(
         self,
@@ -169,7 +180,11 @@ class StoreTransaction:
         pending = [p for p in pending if p.events]
         if not pending:
             return []
-        results = await self._store._write(self.connection, pending)
+        commit = self._commit_on_flush
+        if self.committed:
+            raise RuntimeError("the transaction was committed with an earlier flush")
+        results = await self._store._write(self.connection, pending, commit=commit)
+        self.committed = commit
         self.results.extend(results)
         return results
 
@@ -241,10 +256,23 @@ class EventStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[StoreTransaction]:
         """Open a transaction; queued appends are flushed before commit, atomically."""
-        async with self._connection() as connection, connection.transaction():
+        # BEGIN/COMMIT by hand, not psycopg's `transaction()`: the last append may carry the
+        # COMMIT in its own round trip (`StoreTransaction.commit_with_next_flush`). Savepoints
+        # (`connection.transaction()` inside) work as before: the connection is in a transaction.
+        async with self._connection() as connection:
+            await connection.execute("BEGIN")
             tx = StoreTransaction(self, connection)
-            yield tx
-            await tx.flush()
+            try:
+                yield tx
+                await tx.flush()
+                if not tx.committed:
+                    await connection.execute("COMMIT")
+            except BaseException:
+                status = connection.pgconn.transaction_status
+                if status in _IN_TRANSACTION and not connection.closed:
+                    with suppress(psycopg.Error):  # a broken connection: the pool discards it
+                        await connection.execute("ROLLBACK")
+                raise
 
     async def append(
         self,
@@ -269,7 +297,11 @@ class EventStore:
         return results[0]
 
     async def _write(
-        self, connection: psycopg.AsyncConnection[Any], pending: list[_Pending]
+        self,
+        connection: psycopg.AsyncConnection[Any],
+        pending: list[_Pending],
+        *,
+        commit: bool = False,
     ) -> list[AppendResult]:
         # The hot path: each event is spelled once as canonical JSON (hashed here, the database
         # chains the digests) and the request is assembled from JSON fragments, not re-serialised.
@@ -336,11 +368,17 @@ class EventStore:
             )
             built.append(batch)
             total += len(batch)
+        params = (f"[{','.join(streams)}]", total, now)
         try:
-            cursor = await connection.execute(
-                _APPEND, (f"[{','.join(streams)}]", total, now), prepare=True
-            )
-            written = await cursor.fetchall()
+            if commit:
+                # The append and COMMIT in one simple query: one round trip (a psycopg pipeline
+                # costs more CPU than it saves). On an error the server skips the COMMIT.
+                client = psycopg.AsyncClientCursor(connection)
+                await client.execute(_APPEND + "; COMMIT", params)
+                written = await client.fetchall()
+            else:
+                cursor = await connection.execute(_APPEND, params, prepare=True)
+                written = await cursor.fetchall()
         except psycopg.Error as exc:
             raise _translate(exc, pending) from exc
         results: list[AppendResult] = []
@@ -511,6 +549,9 @@ class _Checkout:
         connection, self._connection = self._connection, None
         if connection is not None:
             await self._store._release(connection, failed=exc_type is not None)
+
+
+_IN_TRANSACTION = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
 
 
 def libpq_url(database_url: str) -> str:

@@ -598,6 +598,8 @@ async def register_item(
     async def handle(tx: StoreTransaction) -> AppendResult:
         # The unit's lock, its 404 and the 403 in one statement on the command's connection.
         uow = handlers.UnitOfWork(tx, store.source)
+        if key is None:  # nothing follows the append: COMMIT goes with it, the locks held less
+            tx.commit_with_next_flush()
         unit = await access.check_unit_command(
             uow, principal, Action.RECORD_EQUIPMENT, command.unit_id
         )
