@@ -151,6 +151,17 @@ class StoreTransaction:
         self.results: list[AppendResult] = []
         self._commit_on_flush = False
         self.committed = False
+        self.begun = True  # False in `transaction(defer_begin=True)` until `begin_prefix()`
+
+    def begin_prefix(self) -> str:
+        """Return "BEGIN; " if the transaction is not begun yet (and count it as begun), else "".
+
+        For the first statement of a `transaction(defer_begin=True)`, sent as one simple query.
+        """
+        if self.begun:
+            return ""
+        self.begun = True
+        return "BEGIN; "
 
     def commit_with_next_flush(self) -> None:
         """Send COMMIT together with the next flush's append (one round trip, not two).
@@ -254,18 +265,25 @@ class EventStore:
         await self.pool.putconn(connection)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[StoreTransaction]:
-        """Open a transaction; queued appends are flushed before commit, atomically."""
+    async def transaction(self, *, defer_begin: bool = False) -> AsyncIterator[StoreTransaction]:
+        """Open a transaction; queued appends are flushed before commit, atomically.
+
+        With `defer_begin` the caller's first statement must start with `tx.begin_prefix()` (BEGIN
+        in the same round trip); one that sends none runs its flush as a single statement.
+        """
         # BEGIN/COMMIT by hand, not psycopg's `transaction()`: the last append may carry the
         # COMMIT in its own round trip (`StoreTransaction.commit_with_next_flush`). Savepoints
         # (`connection.transaction()` inside) work as before: the connection is in a transaction.
         async with self._connection() as connection:
-            await connection.execute("BEGIN")
             tx = StoreTransaction(self, connection)
+            if defer_begin:
+                tx.begun = False
+            else:
+                await connection.execute("BEGIN")
             try:
                 yield tx
                 await tx.flush()
-                if not tx.committed:
+                if tx.begun and not tx.committed:
                     await connection.execute("COMMIT")
             except BaseException:
                 status = connection.pgconn.transaction_status

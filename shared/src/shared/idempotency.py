@@ -153,15 +153,19 @@ Command = Callable[[StoreTransaction], Awaitable[tuple[int, Any]]]
 
 
 async def run_idempotent(
-    store: EventStore, key: IdempotencyKey | None, command: Command
+    store: EventStore, key: IdempotencyKey | None, command: Command, *, defer_begin: bool = False
 ) -> Response:
-    """Run `command` in one store transaction, or replay the first answer given to `key`."""
+    """Run `command` in one store transaction, or replay the first answer given to `key`.
+
+    `defer_begin`: the command's first statement begins the transaction (`tx.begin_prefix()`);
+    ignored with a key (its record needs the transaction begun before the command's appends).
+    """
     if key is not None:
         stored = await lookup(store, key)
         if stored is not None:
             return _replay(stored, key)
     try:
-        async with store.transaction() as tx:
+        async with store.transaction(defer_begin=defer_begin and key is None) as tx:
             status_code, body = await command(tx)
             await tx.flush()
             content = jsonable_body(body)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from psycopg.rows import namedtuple_row
 
 from equipment import handlers
@@ -138,22 +139,56 @@ async def check_unit_command(
     Returns the unit with its open locations.
     """
     key = handlers.unit_lock_key(unit_id)
-    rule = RULES[action]
     cursor = uow.tx.connection.cursor(row_factory=namedtuple_row)
-    await cursor.execute(
-        _CHECK,
-        {
-            "unit_id": unit_id,
-            "user_id": principal.user_id,
-            "roles": sorted(role.value for role in rule.unit_roles),
-            "needs_recursive": rule.needs_recursive_grant,
-            "max_depth": MAX_DEPTH,
-            "lock_key": key,
-        },
-        prepare=True,
-    )
+    await cursor.execute(_CHECK, _check_values(principal, action, unit_id, key), prepare=True)
     row: Any = await cursor.fetchone()
     uow.held_locks[key] = False
+    return _checked(row, principal, action, unit_id)
+
+
+async def check_unit_command_and_read(
+    uow: handlers.UnitOfWork,
+    principal: Principal,
+    action: Action,
+    unit_id: str,
+    *stream_ids: str,
+) -> KnownUnit:
+    """`check_unit_command`, then `uow.read_for_act(unit_id, *stream_ids)`: one round trip.
+
+    One simple query: BEGIN if the transaction is not begun yet, the checks (which take the
+    unit's lock), the read. Each statement takes its own snapshot, so the read sees every
+    certification committed before the lock was granted. The read's rows are dropped on a 404/403.
+    """
+    key = handlers.unit_lock_key(unit_id)
+    cursor = psycopg.AsyncClientCursor(uow.tx.connection, row_factory=namedtuple_row)
+    read_sql, read_values, wanted = uow.act_query(unit_id, *stream_ids)
+    begin = uow.tx.begin_prefix()
+    check = cursor.mogrify(_CHECK, _check_values(principal, action, unit_id, key))
+    await cursor.execute(f"{begin}{check}; {cursor.mogrify(read_sql, read_values)}")
+    if begin:
+        cursor.nextset()  # past BEGIN's answer
+    row: Any = await cursor.fetchone()
+    uow.held_locks[key] = False
+    cursor.nextset()
+    rows = await cursor.fetchall()
+    unit = _checked(row, principal, action, unit_id)
+    await uow.absorb_act(unit_id, wanted, rows)
+    return unit
+
+
+def _check_values(principal: Principal, action: Action, unit_id: str, key: int) -> dict[str, Any]:
+    rule = RULES[action]
+    return {
+        "unit_id": unit_id,
+        "user_id": principal.user_id,
+        "roles": sorted(role.value for role in rule.unit_roles),
+        "needs_recursive": rule.needs_recursive_grant,
+        "max_depth": MAX_DEPTH,
+        "lock_key": key,
+    }
+
+
+def _checked(row: Any, principal: Principal, action: Action, unit_id: str) -> KnownUnit:
     if row.unit_status is None:
         raise Problem(404, "unit-not-found", "No such unit", f"unit {unit_id} is not registered")
     decision = decide(

@@ -100,12 +100,14 @@ router.include_router(health_router)
 # Dependencies
 
 
-def _store(request: Request) -> EventStore:
+# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread, two thread
+# hand-offs per request for an attribute read.
+async def _store(request: Request) -> EventStore:
     store: EventStore = request.app.state.store
     return store
 
 
-def _clock(request: Request) -> Clock:
+async def _clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
@@ -312,7 +314,12 @@ Handle = Callable[[StoreTransaction], Awaitable[AppendResult]]
 
 
 async def _command(
-    store: EventStore, key: IdempotencyKeyDep, handle: Handle, *, status: int = 200
+    store: EventStore,
+    key: IdempotencyKeyDep,
+    handle: Handle,
+    *,
+    status: int = 200,
+    defer_begin: bool = False,
 ) -> Response:
     async def command(tx: StoreTransaction) -> tuple[int, dict[str, Any]]:
         result = await handle(tx)
@@ -322,7 +329,7 @@ async def _command(
             "position": result.last_position,
         }
 
-    return _with_etag(await run_idempotent(store, key, command))
+    return _with_etag(await run_idempotent(store, key, command, defer_begin=defer_begin))
 
 
 def _remember_fields(request: Request, body: Any) -> None:
@@ -600,8 +607,12 @@ async def register_item(
         uow = handlers.UnitOfWork(tx, store.source)
         if key is None:  # nothing follows the append: COMMIT goes with it, the locks held less
             tx.commit_with_next_flush()
-        unit = await access.check_unit_command(
-            uow, principal, Action.RECORD_EQUIPMENT, command.unit_id
+        unit = await access.check_unit_command_and_read(
+            uow,
+            principal,
+            Action.RECORD_EQUIPMENT,
+            command.unit_id,
+            *handlers.registration_streams(command),
         )
         return await handlers.register_item(
             command,
@@ -612,7 +623,8 @@ async def register_item(
             uow=uow,
         )
 
-    response = await _command(store, key, handle, status=201)
+    # BEGIN goes with the checks' statement (without a key: see run_idempotent).
+    response = await _command(store, key, handle, status=201, defer_begin=True)
     if response.status_code == 201:  # noqa: PLR2004  (created)
         response.headers["Location"] = f"/items/{command.item_id}"
     return response

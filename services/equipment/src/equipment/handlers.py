@@ -132,6 +132,7 @@ __all__ = [
     "next_asset_number",
     "propose_product",
     "register_item",
+    "registration_streams",
     "reject_product",
     "reject_transfer",
     "transfer_item",
@@ -168,6 +169,8 @@ class UnitOfWork:
         self.history: dict[str, list[RecordedEvent]] = {}
         # Advisory keys held until commit → exclusive? (a key held is not asked for again).
         self.held_locks: dict[int, bool] = {}
+        # unit id → its inventory as `read_for_act` read it (the last certification), under lock.
+        self._act_reads: dict[str, UnitInventory] = {}
 
     async def read(self, *stream_ids: str) -> dict[str, list[RecordedEvent]]:
         """Load the streams not read yet (one round trip) and return all asked for."""
@@ -193,14 +196,30 @@ class UnitOfWork:
         appending to it still needs `inventory`). Call it after `lock_units`: the certification
         read must see every certification committed before the lock was granted.
         """
+        known = self._act_reads.get(unit_id)
+        if known is not None and all(s in self.history for s in stream_ids):
+            return known  # read together with the checks (`act_query`), under the same lock
         wanted = [s for s in dict.fromkeys(stream_ids) if s not in self.history]
-        inventory_stream = domain.inventory_stream(unit_id)
         cursor = self.tx.connection.cursor(row_factory=namedtuple_row)
-        await cursor.execute(_SELECT_WITH_CERTIFICATION, (wanted, inventory_stream), prepare=True)
+        await cursor.execute(
+            _SELECT_WITH_CERTIFICATION, (wanted, domain.inventory_stream(unit_id)), prepare=True
+        )
+        return await self.absorb_act(unit_id, wanted, await cursor.fetchall())
+
+    def act_query(self, unit_id: str, *stream_ids: str) -> tuple[str, tuple[Any, ...], list[str]]:
+        """Return `read_for_act`'s query and values, to send after the checks in one round trip.
+
+        Returns (query, its values, the streams it reads); pass its rows to `absorb_act`.
+        """
+        wanted = [s for s in dict.fromkeys(stream_ids) if s not in self.history]
+        return _SELECT_WITH_CERTIFICATION, (wanted, domain.inventory_stream(unit_id)), wanted
+
+    async def absorb_act(self, unit_id: str, wanted: list[str], rows: list[Any]) -> UnitInventory:
+        """Take in the rows of an `act_query`; a later `read_for_act` of them answers from here."""
+        inventory_stream = domain.inventory_stream(unit_id)
         for stream_id in wanted:
             self.history[stream_id] = []
         inventory = UnitInventory(unit_id)
-        rows: list[Any] = await cursor.fetchall()
         for row in rows:
             recorded = record_from_row(self.source, row)
             if row.stream_id != inventory_stream:
@@ -217,6 +236,7 @@ class UnitOfWork:
             self.versions[stream_id] = events[-1].version if events else 0
         if inventory_stream in self.history and inventory_stream not in wanted:
             return (await self.inventories(unit_id))[unit_id]  # read whole before: fold it
+        self._act_reads[unit_id] = inventory
         return inventory
 
     async def items(self, item_ids: Iterable[UUID]) -> dict[UUID, Item | None]:
@@ -499,11 +519,7 @@ async def register_item(
     async with unit_of_work(store, tx, uow) as work:
         await work.lock_units(command.unit_id)
         serial = domain.normalise_serial(command.serial_number)
-        maker = _MANUFACTURER_KEYS.get(command.product_id)
-        streams = [stream, domain.product_stream(command.product_id)]
-        if serial is not None and maker is not None:
-            streams.append(domain.serial_stream(maker, serial))
-        inventory = await work.read_for_act(command.unit_id, *streams)
+        inventory = await work.read_for_act(command.unit_id, *registration_streams(command))
         existing = await work.item(command.item_id)
         if existing is not None:
             domain.register(
@@ -541,6 +557,16 @@ async def register_item(
         )
         results = await work.append(events, _context(context, command.unit_id))
         return _result(work, stream, results)
+
+
+def registration_streams(command: RegisterItem) -> list[str]:
+    """Return the streams `register_item` reads first (with the unit's last certification)."""
+    serial = domain.normalise_serial(command.serial_number)
+    maker = _MANUFACTURER_KEYS.get(command.product_id)
+    streams = [domain.item_stream(command.item_id), domain.product_stream(command.product_id)]
+    if serial is not None and maker is not None:
+        streams.append(domain.serial_stream(maker, serial))
+    return streams
 
 
 # product id → its manufacturer's key (set by the product's first event, never changed after).
