@@ -174,3 +174,4 @@ async def test_a_teacher_granted_in_units_registers_an_item_in_equipment(
         for process in processes:
             if process.poll() is None:
                 process.kill()
+                process.wait(timeout=30)

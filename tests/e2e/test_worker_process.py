@@ -11,16 +11,33 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from shared import authz
 from shared.auth import Principal
 from shared.clock import SystemClock
 from shared.events.units import RoleGranted, UnitRegistered, UnitRole
 from shared.eventstore import EventStore
+from shared.migrate import script_directory, service_versions_dir
+from shared.web import CheckFailedError, check_schema
 from tests.conftest import DatabaseFactory, TopicFactory
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+async def migrated(engine: AsyncEngine, service: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until the worker has brought the database to every head of `service` (what /readyz
+    checks), failing if the worker dies or a minute passes."""
+    script = script_directory(service_versions_dir(service))
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        try:
+            await check_schema(engine, script)
+            return
+        except CheckFailedError:
+            assert process.poll() is None, "the worker died"
+            assert asyncio.get_running_loop().time() < deadline, "never migrated"
+            await asyncio.sleep(0.2)
 
 
 async def test_units_worker_migrates_relays_projects_and_stops_on_sigterm(
@@ -40,18 +57,8 @@ async def test_units_worker_migrates_relays_projects_and_stops_on_sigterm(
     engine = create_async_engine(url)
     store: EventStore | None = None
     try:
-        deadline = asyncio.get_running_loop().time() + 60
-        while store is None:
-            try:
-                candidate = await EventStore.open(
-                    url, source="/ictcadastre/units", clock=SystemClock()
-                )
-                await candidate.last_position()  # fails until the worker has migrated
-                store = candidate
-            except Exception:  # (not migrated yet)
-                assert process.poll() is None, "the worker died"
-                assert asyncio.get_running_loop().time() < deadline, "never migrated"
-                await asyncio.sleep(0.2)
+        await migrated(engine, "units", process)
+        store = await EventStore.open(url, source="/ictcadastre/units", clock=SystemClock())
         await store.append(
             "0551198",
             [
@@ -78,18 +85,20 @@ async def test_units_worker_migrates_relays_projects_and_stops_on_sigterm(
             expected_version=0,
         )
         principal = Principal("teacher-1")
+        deadline = asyncio.get_running_loop().time() + 60
         while True:
             async with AsyncSession(engine) as session:
                 if await authz.may(session, principal, authz.Action.RECORD_EQUIPMENT, "0551198"):
                     break
             assert process.poll() is None, "the worker died"
-            assert asyncio.get_running_loop().time() < deadline + 60, "never projected"
+            assert asyncio.get_running_loop().time() < deadline, "never projected"
             await asyncio.sleep(0.2)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 20) == 0
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(timeout=30)
         if store is not None:
             await store.close()
         await engine.dispose()
@@ -118,17 +127,12 @@ async def test_every_worker_migrates_its_database_and_stops_on_sigterm(
         [str(ROOT / ".venv" / "bin" / f"{service}-worker")], env=env, cwd=ROOT
     )
     try:
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            try:
-                store = await EventStore.open(url, source="/tests", clock=SystemClock())
-                position = await store.last_position()  # fails until the worker has migrated
-                await store.close()
-                break
-            except Exception:  # (not migrated yet)
-                assert process.poll() is None, "the worker died"
-                assert asyncio.get_running_loop().time() < deadline, "never migrated"
-                await asyncio.sleep(0.2)
+        engine = create_async_engine(url)
+        await migrated(engine, service.replace("-", "_"), process)
+        await engine.dispose()
+        store = await EventStore.open(url, source="/tests", clock=SystemClock())
+        position = await store.last_position()
+        await store.close()
         assert position == 0
         await asyncio.sleep(1.0)  # let its loops start, so SIGTERM stops running work
         assert process.poll() is None
@@ -137,3 +141,4 @@ async def test_every_worker_migrates_its_database_and_stops_on_sigterm(
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(timeout=30)

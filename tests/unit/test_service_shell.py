@@ -68,7 +68,7 @@ async def test_readyz_names_every_failing_check(name: str) -> None:
     assert response.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
     body = response.json()
     assert body["type"].endswith("/not-ready")
-    assert body["failing"] == ["database", "kafka"]
+    assert body["failing"] == ["database", "kafka", "schema"]  # unreachable: not migrated either
     assert "database:" in body["detail"]
     assert "kafka:" in body["detail"]
 

@@ -24,20 +24,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from aiokafka.admin import AIOKafkaAdminClient
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.clock import Clock
 from shared.db import create_engine
 from shared.eventstore import EventStore
+from shared.migrate import script_directory, service_versions_dir
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.settings import DatabaseSettings, KafkaSettings
 
@@ -144,22 +149,61 @@ class KafkaProbe:
             await self._reset()
 
 
-class ReadinessChecks:
-    """The checks `/readyz` runs: the service's database and the Kafka topics it needs."""
+async def check_schema(
+    engine: AsyncEngine, script: ScriptDirectory, timeout_s: float = DATABASE_TIMEOUT_S
+) -> None:
+    """Pass when the database is at every Alembic head of the service (its worker migrated)."""
+    try:
+        async with asyncio.timeout(timeout_s), engine.connect() as connection:
+            rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            applied = {str(row[0]) for row in rows}
+    except TimeoutError as exc:
+        raise CheckFailedError(f"no answer within {timeout_s}s") from exc
+    except DBAPIError as exc:
+        raise CheckFailedError("not migrated yet (no alembic_version table)") from exc
+    try:
+        # A revision that another depends on is not stored in alembic_version once that one is
+        # applied: count everything reachable from what is stored.
+        reached = {
+            revision.revision
+            for revision in script.revision_map.iterate_revisions(tuple(applied), "base")
+        }
+    except (CommandError, RevisionError) as exc:
+        raise CheckFailedError(f"unknown revision in the database: {exc}") from exc
+    missing = sorted(set(script.get_heads()) - reached)
+    if missing:
+        raise CheckFailedError(f"not migrated to {', '.join(missing)} yet")
 
-    def __init__(self, engine: AsyncEngine, kafka: KafkaProbe, topics: Sequence[str]) -> None:
+
+class ReadinessChecks:
+    """The checks `/readyz` runs: the service's database (reachable, and migrated when the
+    service's Alembic heads are known) and the Kafka topics it needs."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        kafka: KafkaProbe,
+        topics: Sequence[str],
+        *,
+        schema: ScriptDirectory | None = None,
+    ) -> None:
         self.engine = engine
         self.kafka = kafka
         self.topics = tuple(topics)
+        self.schema = schema
 
     async def run(self) -> dict[str, str | None]:
         """Run every check concurrently; map each name to None (passed) or the reason it failed."""
-        names = ("database", "kafka")
-        results = await asyncio.gather(
-            check_database(self.engine), self.kafka.check(self.topics), return_exceptions=True
-        )
+        checks: dict[str, Awaitable[None]] = {
+            "database": check_database(self.engine),
+            "kafka": self.kafka.check(self.topics),
+        }
+        if self.schema is not None:
+            # An API in front of an unmigrated database would answer 500s: not ready.
+            checks["schema"] = check_schema(self.engine, self.schema)
+        results = await asyncio.gather(*checks.values(), return_exceptions=True)
         outcome: dict[str, str | None] = {}
-        for name, result in zip(names, results, strict=True):
+        for name, result in zip(checks, results, strict=True):
             if isinstance(result, CheckFailedError):
                 outcome[name] = str(result)
             elif isinstance(result, BaseException):
@@ -176,12 +220,17 @@ async def open_infrastructure(
     kafka_settings: KafkaSettings,
     *,
     topics: Sequence[str],
+    service: str | None = None,
 ) -> AsyncIterator[None]:
-    """Build the engine and the Kafka probe, put them on `app.state`, dispose of them at exit."""
+    """Build the engine and the Kafka probe, put them on `app.state`, dispose of them at exit.
+
+    With `service` (e.g. ``"registry_sync"``), `/readyz` also waits for its migrations.
+    """
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     kafka = KafkaProbe(kafka_settings.kafka_bootstrap_servers)
     app.state.engine = engine
-    app.state.readiness = ReadinessChecks(engine, kafka, topics)
+    script = script_directory(service_versions_dir(service)) if service is not None else None
+    app.state.readiness = ReadinessChecks(engine, kafka, topics, schema=script)
     try:
         yield
     finally:

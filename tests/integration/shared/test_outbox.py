@@ -148,6 +148,7 @@ async def test_two_relays_only_one_publishes_and_the_other_takes_over_after_kill
     finally:
         if process.poll() is None:
             process.kill()
+        process.wait(timeout=30)
         stop.set()
     await task
     received = await read_topic(kafka_bootstrap, topic, 201)

@@ -58,7 +58,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = resolved
         app.state.clock = clock
-        async with open_infrastructure(app, resolved, resolved, topics=resolved.readiness_topics()):
+        async with open_infrastructure(
+            app, resolved, resolved, topics=resolved.readiness_topics(), service="equipment"
+        ):
             app.state.sessions = session_factory(app.state.engine)
             store = await open_store(resolved, clock)
             verifier = TokenVerifier(resolved, clock=clock)

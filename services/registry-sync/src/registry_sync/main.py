@@ -38,7 +38,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = resolved
         app.state.clock = clock
-        async with open_infrastructure(app, resolved, resolved, topics=resolved.readiness_topics()):
+        async with open_infrastructure(
+            app, resolved, resolved, topics=resolved.readiness_topics(), service="registry_sync"
+        ):
             yield
 
     app = create_service_app(
