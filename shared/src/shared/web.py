@@ -286,12 +286,14 @@ def create_service_app(*, title: str, description: str, lifespan: Lifespan) -> F
 # `clock` (Clock) and `sessions` (async_sessionmaker) on `app.state`; these aliases read them.
 
 
-def _store(request: Request) -> EventStore:
+# `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, two thread
+# hand-offs per request for an attribute read.
+async def _store(request: Request) -> EventStore:
     store: EventStore = request.app.state.store
     return store
 
 
-def _clock(request: Request) -> Clock:
+async def _clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 

@@ -31,7 +31,7 @@ from datetime import date
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -91,7 +91,7 @@ from shared.eventstore import AppendContext, AppendResult, EventStore, StoreTran
 from shared.idempotency import IdempotencyKeyDep, IfMatchVersion, run_idempotent
 from shared.problems import Problem, problem_response
 from shared.telemetry import current_traceparent
-from shared.web import health_router
+from shared.web import ClockDep, MinPosition, SessionDep, StoreDep, health_router
 
 router = APIRouter()
 router.include_router(health_router)
@@ -100,30 +100,8 @@ router.include_router(health_router)
 # Dependencies
 
 
-# Dependencies are `async def`: FastAPI runs a plain `def` one in a worker thread, two thread
-# hand-offs per request for an attribute read.
-async def _store(request: Request) -> EventStore:
-    store: EventStore = request.app.state.store
-    return store
+# StoreDep, ClockDep, SessionDep and MinPosition come from shared.web.
 
-
-async def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
-    return clock
-
-
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    factory: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    async with factory() as session:
-        yield session
-
-
-StoreDep = Annotated[EventStore, Depends(_store)]
-ClockDep = Annotated[Clock, Depends(_clock)]
-SessionDep = Annotated[AsyncSession, Depends(_session)]
-MinPosition = Annotated[
-    int | None, Query(ge=0, description="wait (bounded) until the read model shows this write")
-]
 
 # ---------------------------------------------------------------------------------------------
 # Domain errors → problem+json

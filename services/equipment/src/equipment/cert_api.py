@@ -35,7 +35,6 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from equipment import asof, certification, importer, views
-from equipment.api import ClockDep, SessionDep, StoreDep
 from equipment.certexport import CertificationHeader
 from equipment.certification import (
     CertificationRefusedError,
@@ -54,6 +53,7 @@ from shared.eventstore import AppendContext, StoreTransaction
 from shared.idempotency import IdempotencyKeyDep, run_idempotent
 from shared.problems import Problem
 from shared.telemetry import current_traceparent
+from shared.web import ClockDep, SessionDep, StoreDep
 
 router = APIRouter(tags=["certification"])
 
