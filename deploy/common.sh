@@ -6,7 +6,10 @@
 # for the services' pydantic settings.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LOCAL="$ROOT/.local"
+# ICTC_LOCAL moves the infrastructure's state elsewhere: a second, throwaway Kafka + PostgreSQL pair for
+# parallel work (with KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_BOOTSTRAP_SERVERS, PG_PORT, PG_ADMIN_URL set
+# to free ports), e.g. `ICTC_LOCAL=/tmp/infra-b PG_PORT=55500 ... deploy/infra-up.sh`.
+LOCAL="${ICTC_LOCAL:-$ROOT/.local}"
 VENV_PY="$ROOT/.venv/bin/python"
 
 load_local_env() {
@@ -32,7 +35,7 @@ PG_HOME="$LOCAL/postgres"
 # As root, the cluster runs as the postgres user, who must reach the data folder. A checkout under a
 # private home (e.g. /root, mode 700) is out of its reach: keep the cluster in /var/tmp instead, under a
 # name derived from the checkout's path so that two checkouts never share one.
-if [[ "$(id -u)" == 0 ]] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$ROOT"; then
+if [[ -z "${ICTC_LOCAL:-}" && "$(id -u)" == 0 ]] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$ROOT"; then
     PG_HOME="/var/tmp/ictc-postgres-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
 fi
 PG_DATA="$PG_HOME/data"
