@@ -54,7 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from compliance import views
 from compliance.settings import Settings
 from compliance.windows import current_window
-from shared.clock import ATHENS, Clock, SystemClock, athens_date
+from shared.clock import ATHENS, Clock, SystemClock, athens_date, clock_from_env
 from shared.db import create_engine, session_factory
 from shared.events.compliance import ReminderDue, reminder_stream
 from shared.events.envelope import Actor
@@ -403,8 +403,8 @@ def main(argv: Sequence[str] | None = None, *, settings: SchedulerSettings | Non
     """Run the scheduler process (``python -m compliance.scheduler``)."""
     args = _parser().parse_args(argv)
     resolved = settings if settings is not None else SchedulerSettings()
-    clock: Clock = ShiftedClock(args.now) if args.now is not None else SystemClock()
     configure_logging("compliance")
+    clock: Clock = ShiftedClock(args.now) if args.now is not None else clock_from_env()
     configure_telemetry("compliance-scheduler")
     resources = SchedulerResources(resolved, clock)
 

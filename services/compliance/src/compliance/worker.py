@@ -26,7 +26,7 @@ from compliance import handlers
 from compliance.commands import PublishComplianceChanges
 from compliance.main import SOURCE, open_store, projections
 from compliance.settings import Settings
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, clock_from_env
 from shared.db import create_engine, session_factory
 from shared.eventstore import EventStore, VersionConflictError
 from shared.worker import run_worker, worker_main
@@ -84,7 +84,7 @@ def worker_cli(settings: Settings, argv: Sequence[str] | None = None) -> int:
 
     async def main() -> None:
         stop = asyncio.Event()
-        publisher = asyncio.create_task(publish_loop(settings, stop, clock=SystemClock()))
+        publisher = asyncio.create_task(publish_loop(settings, stop, clock=clock_from_env()))
         try:
             await run_worker(
                 "compliance", settings, topic=settings.compliance_topic,

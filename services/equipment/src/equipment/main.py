@@ -26,7 +26,7 @@ from equipment.cert_api import router as cert_router
 from equipment.settings import Settings
 from shared import authz
 from shared.auth import TokenVerifier, use_token_verifier
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, clock_from_env
 from shared.consumer import Projection
 from shared.db import session_factory
 from shared.eventstore import EventStore, libpq_url
@@ -50,9 +50,11 @@ async def open_store(settings: Settings, clock: Clock) -> EventStore:
     return EventStore(pool, source=SOURCE, clock=clock)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()) -> FastAPI:  # noqa: B008  (the clock is immutable; a default instance is shared safely)
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     """Return the equipment HTTP app; settings come from the environment unless given."""
     resolved = settings if settings is not None else Settings()
+    # The wall clock unless ICTC_CLOCK_FILE sets the time (end-to-end tests and demos only).
+    clock = clock if clock is not None else clock_from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
