@@ -12,7 +12,9 @@ Usage::
 Notes: times are stored in UTC (`…_at`); calendar dates are Athens dates (`…_on`). A process
 builds its clock with `clock_from_env()`: the wall clock, unless ``ICTC_CLOCK_FILE`` names a file
 whose contents set this process's time (`FileClock`: end-to-end tests and demos only, never
-production; the process logs a warning when it starts on one).
+production; the process logs a warning when it starts on one)::
+
+    write_clock_file(path, datetime(2026, 12, 31, 23, 59, tzinfo=ATHENS))   # every reader moves
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import time_ns
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -89,8 +92,8 @@ class FileClock:
     The file holds one value: an aware ISO-8601 instant (``2026-12-10T11:00:00+02:00``: the clock
     stands on it), or a signed offset in seconds from the wall clock (``-86400``, ``+3600.5``: the
     clock runs, shifted). Each reading costs one ``stat``; the file is read again only when its
-    modification time, inode or size changed, so rewriting it (atomically: write a temporary file,
-    then rename it over) moves the time of every process that reads it.
+    modification time, inode or size changed, so rewriting it with `write_clock_file` (a new file
+    renamed over it, stamped later than the last) moves the time of every process that reads it.
 
     Notes: a value that cannot be read when the clock is built is an error; one that cannot be read
     later (the file vanished, a torn write) leaves the clock on its last good value, with a warning.
@@ -162,6 +165,31 @@ def parse_clock_value(text: str) -> datetime | timedelta:
     if instant.tzinfo is None:
         raise ValueError(f"the instant needs a UTC offset: {value!r}")
     return instant.astimezone(UTC)
+
+
+def write_clock_file(path: Path | str, value: datetime | timedelta) -> None:
+    """Set the time of every `FileClock` reading `path`: an aware instant, or an offset.
+
+    The new value is written to a temporary file renamed over `path` (a reader never sees half of
+    it), stamped with a modification time later than the file it replaces: two rewrites within
+    one tick of the filesystem's clock, even of the same size on a reused inode, still differ.
+    """
+    target = Path(path)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("a clock file needs an aware instant")
+        text = value.isoformat()
+    else:
+        text = f"{value.total_seconds():+f}"
+    try:
+        previous = target.stat().st_mtime_ns
+    except FileNotFoundError:
+        previous = 0
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.write_text(text + "\n", encoding="utf-8")
+    stamp = max(time_ns(), previous + 1)
+    os.utime(temporary, ns=(stamp, stamp))
+    temporary.replace(target)
 
 
 def clock_from_env(environ: Mapping[str, str] | None = None) -> Clock:

@@ -17,6 +17,7 @@ from shared.clock import (
     SystemClock,
     clock_from_env,
     parse_clock_value,
+    write_clock_file,
 )
 
 DECEMBER = datetime(2026, 12, 10, 11, 0, tzinfo=ATHENS)
@@ -24,7 +25,7 @@ WALL = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def write(path: Path, text: str) -> None:
-    """Rewrite the clock file atomically, as a test that moves time does."""
+    """Write any text into the clock file, atomically."""
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
@@ -68,6 +69,37 @@ def test_a_rewritten_file_moves_a_running_clock(tmp_path: Path) -> None:
 
     assert clock.now() == later
     assert clock.today(ATHENS) == date(2027, 1, 5)
+
+
+def test_every_rewrite_is_seen_however_quick_and_alike(tmp_path: Path) -> None:
+    path = tmp_path / "clock"
+    write_clock_file(path, DECEMBER)
+    clock = FileClock(path)
+    seen = []
+
+    # Same length every time, faster than the filesystem's clock ticks, inodes free for reuse.
+    for minute in range(50):
+        instant = DECEMBER + timedelta(minutes=minute)
+        write_clock_file(path, instant)
+        seen.append(clock.now() == instant)
+
+    assert all(seen)
+    assert [p.name for p in tmp_path.iterdir()] == ["clock"]
+
+
+def test_write_clock_file_writes_instants_and_offsets(tmp_path: Path) -> None:
+    path = tmp_path / "clock"
+    base = FixedClock(WALL)
+
+    write_clock_file(path, DECEMBER)
+    clock = FileClock(path, base=base)
+    instant = clock.now()
+    write_clock_file(path, timedelta(hours=-2, milliseconds=250))
+
+    assert instant == DECEMBER
+    assert clock.now() == WALL - timedelta(hours=2) + timedelta(milliseconds=250)
+    with pytest.raises(ValueError, match="aware"):
+        write_clock_file(path, datetime(2026, 12, 1))  # noqa: DTZ001  (the naive instant refused)
 
 
 def test_the_file_is_read_again_only_when_it_changed(
