@@ -1,8 +1,10 @@
 """Composition root of the registry-sync service: builds its HTTP app and runs its processes.
 
 Why this exists: nothing happens at import time (STYLE.md habit 5). `create_app` builds the FastAPI
-app; its lifespan opens the database engine and the Kafka probe and keeps them on ``app.state``.
-`serve` is the ``registry-sync-api`` console script; `run_worker_cli` is ``registry-sync-worker``.
+app; its lifespan opens the database engine, the token verifier and the Kafka probe and keeps
+them on ``app.state``. `serve` is the ``registry-sync-api`` console script; `run_worker_cli` is
+``registry-sync-worker`` (`registry_sync.worker`: migrations, the projections, the delivery
+worker, reconciliation and window closures).
 
 Usage::
 
@@ -17,22 +19,25 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from registry_sync import projector
 from registry_sync.api import router
 from registry_sync.settings import Settings
 from shared import authz
-from shared.clock import Clock, SystemClock
+from shared.auth import TokenVerifier, use_token_verifier
+from shared.clock import Clock, clock_from_env
 from shared.consumer import Projection
+from shared.db import session_factory
 from shared.web import create_service_app, open_infrastructure
-from shared.worker import worker_main
 
 DESCRIPTION = (
     "Owns the delivery ledger of pushes to the national registry of digital infrastructure."
 )
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()) -> FastAPI:  # noqa: B008  (the clock is immutable; a default instance is shared safely)
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     """Return the registry-sync HTTP app; settings come from the environment unless given."""
     resolved = settings if settings is not None else Settings()
+    clock = clock if clock is not None else clock_from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,7 +46,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = SystemClock()
         async with open_infrastructure(
             app, resolved, resolved, topics=resolved.readiness_topics(), service="registry_sync"
         ):
-            yield
+            app.state.sessions = session_factory(app.state.engine)
+            verifier = TokenVerifier(resolved, clock=clock)
+            use_token_verifier(app, verifier)
+            try:
+                yield
+            finally:
+                await verifier.aclose()
 
     app = create_service_app(
         title="ICT Cadastre: registry-sync", description=DESCRIPTION, lifespan=lifespan
@@ -72,12 +83,17 @@ def projections(settings: Settings) -> list[Projection]:
             apply=authz.apply,
             metadata=authz.metadata,
         ),
+        Projection(
+            projector.PROJECTION,
+            [settings.units_topic, settings.equipment_topic, settings.compliance_topic],
+            apply=projector.apply,
+            metadata=projector.metadata,
+        ),
     ]
 
 
 def run_worker_cli() -> None:
-    """Run the worker: migrations and projectors (the ``registry-sync-worker`` script)."""
-    settings = Settings()
-    raise SystemExit(
-        worker_main("registry-sync", settings, topic=None, projections=projections(settings))
-    )
+    """Run the worker: migrations, projectors, delivery (the ``registry-sync-worker`` script)."""
+    from registry_sync.worker import worker_cli  # noqa: PLC0415  (the worker imports this module)
+
+    raise SystemExit(worker_cli(Settings()))

@@ -1,0 +1,445 @@
+"""The delivery worker: push each body's table to the registry, exactly once in effect.
+
+Why this exists: the registry is remote, strict and sometimes unreliable, and a school's data must
+reach it however often it fails, without ever being applied twice or going backwards. The ledger
+(`rs_ledger`) is the truth; this loop only moves rows through it:
+
+1. *freeze*: for a body whose `wanted_seq` moved past `built_seq`, read its table (live, or the
+   certified report it owes) and store it as the in-flight version `last_version + 1`, with the
+   row locked so the projector's next bump lands after it (bursts coalesce into one version);
+2. *send* that exact payload with `Idempotency-Key: <body>:<version>` (a retry, or a restart after
+   kill -9, resends the same bytes under the same key, so the receiver applies it at most once);
+3. *settle*: an answer `applied`, `stale_version` or `duplicate_key` acknowledges the version; a
+   5xx, timeout or dropped connection schedules a retry with exponential backoff and jitter
+   (tenacity's `wait_exponential_jitter`), after `max_attempts` the delivery is parked with the
+   reason; a 4xx (the receiver refused the content) parks it at once, for an operator to inspect
+   and resend (`POST /registry/deliveries/{body}/resend`).
+
+Notes:
+- One leader at a time (a session advisory lock), one in-flight version per body: per-body order.
+  Bodies are delivered concurrently (`concurrency`) with one shared HTTP client.
+- The circuit breaker (`registry_sync.breaker`) stops all attempts while the receiver is down; a
+  half-open probe's failure does not count toward the probed body's parking.
+- The worker wakes on the projector's NOTIFY (channel `rs_ledger`) or every `poll_interval_s`.
+- Every attempt is logged in `rs_delivery_log` (outcome, detail, latency from the first change the
+  version covers to its acknowledgement).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import structlog
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from registry_sync.breaker import CircuitBreaker
+from registry_sync.mapping import Mapping
+from registry_sync.projector import NOTIFY_CHANNEL
+from registry_sync.snapshot import read_body
+from registry_sync.table import to_payload
+from registry_sync.views import delivery_log, ledger
+from shared.clock import Clock
+from shared.eventstore import libpq_url
+from shared.outbox import advisory_key
+
+log = structlog.get_logger(__name__)
+
+ACKNOWLEDGED = frozenset({"applied", "stale_version", "duplicate_key"})
+RETRIABLE_STATUSES = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard and how fast to push."""
+
+    concurrency: int = 16
+    timeout_s: float = 10.0
+    max_attempts: int = 8
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 300.0
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 2.0
+    breaker_max_cooldown_s: float = 60.0
+    poll_interval_s: float = 0.5
+    quick_retries: int = 2  # in-call retries of a dropped connection before counting a failure
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """A version of a body's table, fixed before it is sent."""
+
+    body_code: str
+    version: int
+    payload: dict[str, Any]
+    content_hash: str
+    attempts: int
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to."""
+
+    kind: str  # applied | stale_version | duplicate_key | retry | parked | nothing | busy
+    detail: str = ""
+
+
+class Deliverer:
+    """Pushes due bodies from the ledger to the receiver (run one per service; others stand by)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        database_url: str,
+        receiver_url: str,
+        clock: Clock,
+        mapping: Mapping,
+        policy: DeliveryPolicy | None = None,
+    ) -> None:
+        self._engine = engine
+        self._conninfo = libpq_url(database_url)
+        self._receiver_url = receiver_url.rstrip("/")
+        self._clock = clock
+        self._mapping = mapping
+        self.policy = policy or DeliveryPolicy()
+        self.breaker = CircuitBreaker(
+            clock=clock,
+            threshold=self.policy.breaker_threshold,
+            cooldown=timedelta(seconds=self.policy.breaker_cooldown_s),
+            max_cooldown=timedelta(seconds=self.policy.breaker_max_cooldown_s),
+        )
+        self._wait = wait_exponential_jitter(
+            multiplier=self.policy.backoff_initial_s,
+            max=self.policy.backoff_max_s,
+            jitter=self.policy.backoff_initial_s,
+        )
+        self._lock_key = advisory_key("registry-sync:delivery")
+        self.is_leader = False
+
+    # -----------------------------------------------------------------------------------------
+    # The loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set: wait to lead, then push whatever is due."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True
+                ) as conn:
+                    cursor = await conn.execute(
+                        "SELECT pg_try_advisory_lock(%s)", (self._lock_key,)
+                    )
+                    row = await cursor.fetchone()
+                    if not (row and row[0]):
+                        await _sleep_or_stop(stop, 1.0)
+                        continue
+                    self.is_leader = True
+                    try:
+                        await self._lead(conn, stop)
+                    finally:
+                        self.is_leader = False
+                backoff = 0.2
+            except (psycopg.OperationalError, OSError) as exc:
+                log.warning("registry_delivery_retrying", error=str(exc), backoff_s=backoff)
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(10.0, backoff * 2)
+
+    async def _lead(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
+        await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        log.info("registry_delivery_leading", receiver=self._receiver_url)
+        async with self.client() as client:
+            while not stop.is_set():
+                await conn.execute("SELECT 1")  # still leader? a dead connection ends the lead
+                attempted = await self.run_once(client)
+                if attempted == 0:
+                    await self._wait_for_work(conn, stop)
+
+    def client(self) -> httpx.AsyncClient:
+        """Return an HTTP client for the receiver (one per lead; connections are reused)."""
+        limits = httpx.Limits(max_connections=self.policy.concurrency)
+        return httpx.AsyncClient(
+            base_url=self._receiver_url, timeout=self.policy.timeout_s, limits=limits
+        )
+
+    async def _wait_for_work(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
+        timeout = self.policy.poll_interval_s
+        retry_at = self.breaker.retry_at()
+        if retry_at is not None:
+            timeout = max(0.01, min(timeout, (retry_at - self._clock.now()).total_seconds()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                waiter = asyncio.ensure_future(stop.wait())
+                try:
+                    async for _ in conn.notifies(timeout=timeout, stop_after=1):
+                        break
+                finally:
+                    waiter.cancel()
+
+    async def run_once(self, client: httpx.AsyncClient) -> int:
+        """Attempt every due body once (bounded concurrency); return how many were attempted."""
+        if not self.breaker.allow_any():
+            return 0
+        due = await self.due(limit=self.policy.concurrency * 8)
+        if not due:
+            return 0
+        gate = asyncio.Semaphore(self.policy.concurrency)
+        attempted = 0
+
+        async def one(body_code: str) -> None:
+            nonlocal attempted
+            async with gate:
+                if not self.breaker.allow():
+                    return
+                attempted += 1
+                await self.deliver(client, body_code)
+
+        async with asyncio.TaskGroup() as group:
+            for body_code in due:
+                group.create_task(one(body_code))
+        return attempted
+
+    async def due(self, *, limit: int) -> list[str]:
+        """Return the bodies with something to send whose next attempt is due, oldest first."""
+        now = self._clock.now()
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(ledger.c.body_code)
+                .where(
+                    ledger.c.parked_at.is_(None),
+                    or_(
+                        ledger.c.inflight_version.is_not(None),
+                        ledger.c.wanted_seq > ledger.c.built_seq,
+                    ),
+                    or_(ledger.c.next_attempt_at.is_(None), ledger.c.next_attempt_at <= now),
+                )
+                .order_by(
+                    func.coalesce(ledger.c.next_attempt_at, ledger.c.dirty_since),
+                    ledger.c.body_code,
+                )
+                .limit(limit)
+            )
+            return list(rows.scalars())
+
+    # -----------------------------------------------------------------------------------------
+    # One body
+
+    async def deliver(self, client: httpx.AsyncClient, body_code: str) -> Outcome:
+        """Freeze (if needed), send and settle one version of one body."""
+        frozen = await self.freeze(body_code)
+        if frozen is None:
+            return Outcome("nothing")
+        probe = self.breaker.is_probe()
+        try:
+            response = await self._send(client, frozen)
+        except httpx.TransportError as exc:
+            self.breaker.record_failure()
+            return await self._failed(frozen, f"{type(exc).__name__}: {exc}", True, probe)
+        status = response.status_code
+        if status == httpx.codes.OK:
+            self.breaker.record_success()
+            return await self._acknowledged(frozen, response)
+        if status >= httpx.codes.INTERNAL_SERVER_ERROR or status in RETRIABLE_STATUSES:
+            self.breaker.record_failure()
+            return await self._failed(frozen, f"HTTP {status}: {_detail(response)}", True, probe)
+        self.breaker.record_success()  # the receiver is up; it refused this content
+        return await self._failed(frozen, f"HTTP {status}: {_detail(response)}", False, probe)
+
+    async def freeze(self, body_code: str) -> Frozen | None:
+        """Return the body's in-flight version, freezing a new one if its table changed."""
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(ledger)
+                    .where(ledger.c.body_code == body_code)
+                    .with_for_update(skip_locked=True)
+                )
+            ).one_or_none()
+            if row is None or row.parked_at is not None:
+                return None
+            if row.inflight_version is not None:
+                return Frozen(
+                    body_code,
+                    row.inflight_version,
+                    row.inflight_payload,
+                    row.inflight_hash,
+                    row.attempts,
+                    row.inflight_since,
+                )
+            if row.wanted_seq <= row.built_seq:
+                return None
+            snapshot = await read_body(
+                conn, body_code, mapping=self._mapping, certified_campaign=row.certified_campaign
+            )
+            if snapshot is None:  # the ledger row outlived its body (a rebuild under way)
+                return None
+            now = self._clock.now()
+            version = row.last_version + 1
+            payload = to_payload(
+                snapshot.table,
+                body_code=body_code,
+                body_name=snapshot.body_name,
+                body_status=snapshot.body_status,
+                merged_into=snapshot.merged_into,
+                registry_version=version,
+                as_of=now,
+                basis=snapshot.basis,
+                certification=snapshot.certification,
+                mapping_version=self._mapping.version,
+            )
+            since = row.dirty_since or now
+            await conn.execute(
+                update(ledger)
+                .where(ledger.c.body_code == body_code)
+                .values(
+                    built_seq=row.wanted_seq,
+                    last_version=version,
+                    inflight_version=version,
+                    inflight_payload=payload,
+                    inflight_hash=payload["content_hash"],
+                    inflight_since=since,
+                    dirty_since=None,
+                    certified_campaign=None,
+                    attempts=0,
+                    next_attempt_at=None,
+                    mapping_version=self._mapping.version,
+                )
+            )
+            return Frozen(body_code, version, payload, payload["content_hash"], 0, since)
+
+    async def _send(self, client: httpx.AsyncClient, frozen: Frozen) -> httpx.Response:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.quick_retries),
+            wait=wait_exponential_jitter(multiplier=0.05, max=0.5, jitter=0.05),
+            retry=retry_if_exception_type(httpx.TransportError),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await client.put(
+                    f"/v1/bodies/{frozen.body_code}/table",
+                    json=frozen.payload,
+                    headers={"Idempotency-Key": frozen.payload["idempotency_key"]},
+                )
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def _acknowledged(self, frozen: Frozen, response: httpx.Response) -> Outcome:
+        answer = response.json()
+        outcome = str(answer.get("outcome", ""))
+        held = int(answer.get("held_version") or frozen.version)
+        held_hash = str(answer.get("content_hash") or frozen.content_hash)
+        if outcome not in ACKNOWLEDGED:
+            return await self._failed(frozen, f"unexpected answer {answer!r}", False, False)
+        now = self._clock.now()
+        values: dict[str, Any] = {
+            "acked_version": max(held, frozen.version),
+            "acked_hash": held_hash if held > frozen.version else frozen.content_hash,
+            "acked_at": now,
+            "inflight_version": None,
+            "inflight_payload": None,
+            "inflight_hash": None,
+            "inflight_since": None,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "last_error": None,
+        }
+        if held > frozen.version:
+            # The receiver holds a newer version than we ever sent (our ledger was restored from
+            # an older state): jump past it, and send our table again as the next version.
+            values["last_version"] = func.greatest(ledger.c.last_version, held)
+            values["wanted_seq"] = ledger.c.wanted_seq + 1
+            values["dirty_since"] = func.coalesce(ledger.c.dirty_since, now)
+        latency = _ms(now - frozen.since) if frozen.since else None
+        await self._settle(frozen, values, outcome, f"held {held}", latency)
+        return Outcome(outcome)
+
+    async def _failed(self, frozen: Frozen, detail: str, retriable: bool, probe: bool) -> Outcome:
+        now = self._clock.now()
+        attempts = frozen.attempts + (0 if probe and retriable else 1)
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "failures_total": ledger.c.failures_total + 1,
+            "last_error": detail[:2000],
+        }
+        if not retriable or attempts >= self.policy.max_attempts:
+            why = "refused by the receiver" if not retriable else f"{attempts} failed attempts"
+            values |= {"parked_at": now, "parked_reason": f"{why}; last: {detail}"[:2000]}
+            kind = "parked"
+            log.warning("registry_delivery_parked", body=frozen.body_code, reason=detail)
+        else:
+            values["next_attempt_at"] = now + timedelta(seconds=self.backoff(attempts))
+            kind = "retry"
+        await self._settle(frozen, values, kind, detail, None)
+        return Outcome(kind, detail)
+
+    def backoff(self, attempts: int) -> float:
+        """Return the delay before attempt `attempts + 1` (exponential with jitter, tenacity)."""
+        state = RetryCallState(AsyncRetrying(), None, (), {})
+        state.attempt_number = max(1, attempts)
+        return float(self._wait(state))
+
+    async def _settle(
+        self,
+        frozen: Frozen,
+        values: dict[str, Any],
+        outcome: str,
+        detail: str,
+        latency_ms: int | None,
+    ) -> None:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(ledger)
+                .where(
+                    and_(
+                        ledger.c.body_code == frozen.body_code,
+                        ledger.c.inflight_version == frozen.version,
+                    )
+                )
+                .values(**values)
+            )
+            await conn.execute(
+                insert(delivery_log).values(
+                    body_code=frozen.body_code,
+                    registry_version=frozen.version,
+                    attempt=frozen.attempts + 1,
+                    at=self._clock.now(),
+                    outcome=outcome if result.rowcount else f"{outcome}:superseded",
+                    detail=detail[:2000],
+                    changed_since=frozen.since,
+                    latency_ms=latency_ms,
+                )
+            )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("title") or body)[:500]
+    return str(body)[:500]
+
+
+def _ms(delta: timedelta) -> int:
+    return max(0, int(delta.total_seconds() * 1000))
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

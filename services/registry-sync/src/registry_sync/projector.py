@@ -1,0 +1,376 @@
+"""Fold units, equipment and compliance events into the registry view and mark bodies to push.
+
+Why this exists: every event that changes what a body reports (a registration, a status change, a
+transfer, a withdrawal, a correction, a unit abolished or merged, a campaign closing) must lead to a
+new version of that body's table at the registry. This projection keeps the items' registry-relevant
+state (`registry_sync.views`) and, in the same transaction, bumps the ledger's `wanted_seq` of each
+body whose table may have changed; the delivery worker does the rest.
+
+Notes:
+- Order: an item's events arrive in order (one stream, one partition), but units, items and
+  campaigns interleave arbitrarily. Item rows are guarded by their stream version; a body bump for
+  a unit not registered yet finds no ledger row, and the unit's registration later creates the row
+  with its items already in place, so nothing depends on the interleaving.
+- Items in transit stay with the source until the destination accepts them (the events say so:
+  `unit_id` is the holder after each event).
+- Every bump also NOTIFYs channel `rs_ledger` (delivered at commit, deduplicated by PostgreSQL), so
+  the delivery worker wakes within milliseconds instead of polling.
+- A product merge relabels the current items of the merged product with the surviving product's
+  category, manufacturer and model (their history rows keep what the items' own events said).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry_sync.views import (
+    bodies,
+    campaigns,
+    certifications,
+    certified_rounds,
+    item_history,
+    items,
+    ledger,
+    metadata,
+    products,
+)
+from shared.events.compliance import CampaignClosed, CampaignOpened
+from shared.events.envelope import RecordedEvent
+from shared.events.equipment import (
+    InventoryCertified,
+    ItemBundled,
+    ItemDetailsCorrected,
+    ItemRegistered,
+    ItemStatus,
+    ItemStatusChanged,
+    ItemTransferAccepted,
+    ItemTransferCancelled,
+    ItemTransferDispatched,
+    ItemTransferRejected,
+    ItemUnbundled,
+    ItemWithdrawn,
+    ProductMerged,
+    ProductProposed,
+)
+from shared.events.units import (
+    UnitAbolished,
+    UnitMerged,
+    UnitReactivated,
+    UnitRegistered,
+    UnitRenamed,
+    UnitSuspended,
+)
+
+PROJECTION = "registry-sync.view"
+NOTIFY_CHANNEL = "rs_ledger"
+
+__all__ = ["NOTIFY_CHANNEL", "PROJECTION", "apply", "mark_certified_round", "metadata"]
+
+
+async def apply(recorded: RecordedEvent, session: AsyncSession) -> None:  # noqa: PLR0912
+    """Apply one event to the registry view and bump the bodies it touches."""
+    event = recorded.event()
+    at = recorded.recorded_at
+    match event:
+        case UnitRegistered() if not event.is_holding_node:
+            await _register_body(session, event, at)
+        case UnitRenamed():
+            await _update_body(session, event.unit_id, at, name=event.name)
+        case UnitSuspended():
+            await _update_body(session, event.unit_id, at, status="suspended")
+        case UnitReactivated():
+            await _update_body(session, event.unit_id, at, status="active")
+        case UnitAbolished():
+            await _update_body(session, event.unit_id, at, status="abolished")
+        case UnitMerged():
+            await _merge_body(session, event, at)
+        case ItemRegistered():
+            await _register_item(session, recorded, event)
+        case ItemDetailsCorrected():
+            await _correct_item(session, recorded, event)
+        case ItemStatusChanged():
+            await _update_item(session, recorded, status=event.to_status.value)
+        case ItemWithdrawn():
+            await _update_item(session, recorded, status=ItemStatus.WITHDRAWN.value)
+        case ItemBundled():
+            await _update_item(session, recorded, bundle_item_id=event.bundle_item_id)
+        case ItemUnbundled():
+            await _update_item(session, recorded, bundle_item_id=None)
+        case (
+            ItemTransferAccepted()
+            | ItemTransferDispatched()
+            | ItemTransferRejected()
+            | ItemTransferCancelled()
+        ):
+            await _update_item(session, recorded, unit_id=event.unit_id)
+        case InventoryCertified():
+            await session.execute(
+                insert(certifications)
+                .values(
+                    certification_id=event.certification_id,
+                    unit_id=event.unit_id,
+                    certified_at=event.certified_at,
+                    content_hash=event.content_hash,
+                    item_count=event.item_count,
+                    covers_position=event.covers_position,
+                )
+                .on_conflict_do_nothing()
+            )
+        case ProductProposed():
+            await session.execute(
+                insert(products)
+                .values(
+                    product_id=event.product_id,
+                    category_id=event.category_id,
+                    manufacturer=event.manufacturer,
+                    model=event.model,
+                )
+                .on_conflict_do_nothing()
+            )
+        case ProductMerged():
+            await _merge_product(session, event.product_id, event.into_product_id, at)
+        case CampaignOpened():
+            await session.execute(
+                insert(campaigns)
+                .values(
+                    campaign_id=event.campaign_id,
+                    opens_at=event.opens_at,
+                    deadline_at=event.deadline_at,
+                )
+                .on_conflict_do_update(
+                    index_elements=[campaigns.c.campaign_id],
+                    set_={"opens_at": event.opens_at, "deadline_at": event.deadline_at},
+                )
+            )
+        case CampaignClosed():
+            await session.execute(
+                insert(campaigns)
+                .values(campaign_id=event.campaign_id, closed_at=event.closed_at)
+                .on_conflict_do_update(
+                    index_elements=[campaigns.c.campaign_id],
+                    set_={"closed_at": event.closed_at},
+                )
+            )
+            await mark_certified_round(session, event.campaign_id, event.closed_at, at)
+        case _:
+            pass  # locations, grants, moves, bundle-side records: nothing the registry reports
+
+
+async def mark_certified_round(
+    session: AsyncSession, campaign_id: str, closed_at: datetime, at: datetime
+) -> bool:
+    """Make every body owe the certified report of `campaign_id` (once per campaign).
+
+    Returns whether this call marked them (False: the round was marked before, e.g. in a rebuild).
+    """
+    marked = (
+        await session.execute(
+            insert(certified_rounds)
+            .values(campaign_id=campaign_id, closed_at=closed_at, marked_at=at)
+            .on_conflict_do_nothing()
+            .returning(certified_rounds.c.campaign_id)
+        )
+    ).scalar_one_or_none()
+    if marked is None:
+        return False
+    await session.execute(
+        update(ledger).values(
+            wanted_seq=ledger.c.wanted_seq + 1,
+            certified_campaign=campaign_id,
+            dirty_since=func.coalesce(ledger.c.dirty_since, at),
+        )
+    )
+    await _notify(session)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies
+
+
+async def _register_body(session: AsyncSession, event: UnitRegistered, at: datetime) -> None:
+    await session.execute(
+        insert(bodies)
+        .values(unit_id=event.unit_id, name=event.name, status="active", reports_to=event.unit_id)
+        .on_conflict_do_nothing()
+    )
+    await session.execute(
+        insert(ledger)
+        .values(body_code=event.unit_id, wanted_seq=1, dirty_since=at)
+        .on_conflict_do_update(
+            index_elements=[ledger.c.body_code],
+            set_={
+                "wanted_seq": ledger.c.wanted_seq + 1,
+                "dirty_since": func.coalesce(ledger.c.dirty_since, at),
+            },
+        )
+    )
+    await _notify(session)
+
+
+async def _update_body(session: AsyncSession, unit_id: str, at: datetime, **values: Any) -> None:
+    await session.execute(update(bodies).where(bodies.c.unit_id == unit_id).values(**values))
+    await _bump_bodies(session, [unit_id], at)
+
+
+async def _merge_body(session: AsyncSession, event: UnitMerged, at: datetime) -> None:
+    target = (
+        await session.execute(
+            select(bodies.c.reports_to).where(bodies.c.unit_id == event.into_unit_id)
+        )
+    ).scalar_one_or_none() or event.into_unit_id
+    await session.execute(
+        update(bodies)
+        .where(bodies.c.unit_id == event.unit_id)
+        .values(status="merged", merged_into=event.into_unit_id, reports_to=target)
+    )
+    # Units merged into this one earlier now count where it counts.
+    await session.execute(
+        update(bodies).where(bodies.c.reports_to == event.unit_id).values(reports_to=target)
+    )
+    await _bump_bodies(session, [event.unit_id, target], at)
+
+
+async def _bump_bodies(session: AsyncSession, unit_ids: Iterable[str], at: datetime) -> None:
+    """Mark the bodies whose tables count these units' items (each unit's own ledger row too)."""
+    wanted = list(dict.fromkeys(unit_ids))
+    counted_in = select(bodies.c.reports_to).where(bodies.c.unit_id.in_(wanted))
+    await session.execute(
+        update(ledger)
+        .where(ledger.c.body_code.in_(counted_in) | ledger.c.body_code.in_(wanted))
+        .values(
+            wanted_seq=ledger.c.wanted_seq + 1,
+            dirty_since=func.coalesce(ledger.c.dirty_since, at),
+        )
+    )
+    await _notify(session)
+
+
+async def _notify(session: AsyncSession) -> None:
+    await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+
+
+# ---------------------------------------------------------------------------------------------
+# Items
+
+
+async def _register_item(
+    session: AsyncSession, recorded: RecordedEvent, event: ItemRegistered
+) -> None:
+    acquired = event.acquisition.acquired_on
+    row = (
+        await session.execute(
+            insert(items)
+            .values(
+                item_id=event.item_id,
+                unit_id=event.unit_id,
+                product_id=event.product_id,
+                category_id=event.category_id,
+                manufacturer=event.manufacturer,
+                model=event.model,
+                acquisition_year=acquired.year if acquired else None,
+                status=event.status.value,
+                bundle_item_id=None,
+                stream_version=recorded.version,
+                position=recorded.position,
+            )
+            .on_conflict_do_nothing()
+            .returning(*items.c)
+        )
+    ).one_or_none()
+    if row is not None:
+        await _record_history(session, row._mapping)
+        await _bump_bodies(session, [event.unit_id], recorded.recorded_at)
+
+
+async def _correct_item(
+    session: AsyncSession, recorded: RecordedEvent, event: ItemDetailsCorrected
+) -> None:
+    values: dict[str, Any] = {
+        name: getattr(event, name)
+        for name in ("product_id", "category_id", "manufacturer", "model")
+        if getattr(event, name) is not None
+    }
+    if event.acquisition is not None:
+        acquired = event.acquisition.acquired_on
+        values["acquisition_year"] = acquired.year if acquired else None
+    if "acquisition" in event.cleared_fields:
+        values["acquisition_year"] = None
+    await _update_item(session, recorded, **values)
+
+
+async def _update_item(session: AsyncSession, recorded: RecordedEvent, **values: Any) -> None:
+    """Apply an item event's changes (once: guarded by the stream version) and bump its bodies."""
+    item_id = UUID(recorded.stream_id)
+    before = (await session.execute(select(items).where(items.c.item_id == item_id))).one_or_none()
+    if before is None or all(before._mapping[name] == value for name, value in values.items()):
+        return  # not registered here (yet), or nothing the registry reports changed
+    row = (
+        await session.execute(
+            update(items)
+            .where(items.c.item_id == item_id, items.c.stream_version < recorded.version)
+            .values(**values, stream_version=recorded.version, position=recorded.position)
+            .returning(*items.c)
+        )
+    ).one_or_none()
+    if row is None:
+        return
+    await _record_history(session, row._mapping)
+    await _bump_bodies(session, {before.unit_id, row.unit_id}, recorded.recorded_at)
+
+
+async def _record_history(session: AsyncSession, row: Any) -> None:
+    await session.execute(
+        insert(item_history)
+        .values(
+            item_id=row["item_id"],
+            stream_version=row["stream_version"],
+            position=row["position"],
+            unit_id=row["unit_id"],
+            category_id=row["category_id"],
+            manufacturer=row["manufacturer"],
+            model=row["model"],
+            acquisition_year=row["acquisition_year"],
+            status=row["status"],
+            in_bundle=row["bundle_item_id"] is not None,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def _merge_product(
+    session: AsyncSession, product_id: UUID, into_product_id: UUID, at: datetime
+) -> None:
+    await session.execute(
+        update(products)
+        .where(products.c.product_id == product_id)
+        .values(merged_into=into_product_id)
+    )
+    target = (
+        await session.execute(select(products).where(products.c.product_id == into_product_id))
+    ).one_or_none()
+    if target is None:
+        return
+    touched = (
+        await session.execute(
+            update(items)
+            .where(items.c.product_id == product_id)
+            .values(
+                product_id=into_product_id,
+                category_id=target.category_id,
+                manufacturer=target.manufacturer,
+                model=target.model,
+            )
+            .returning(items.c.unit_id)
+        )
+    ).scalars()
+    units = list(touched)
+    if units:
+        await _bump_bodies(session, units, at)

@@ -1,0 +1,171 @@
+"""Read a body's table from the registry view: live, or as of a certification.
+
+Why this exists: a push carries the body's whole table, computed when the version is frozen. The
+live table groups the current items of every unit that reports to the body (itself and the units
+merged into it); a certified table folds `rs_item_history` as of the certification's
+`covers_position`, so it lists what the unit certified even if items moved since.
+
+Usage::
+
+    snapshot = await read_body(connection, "0551010", mapping=load_mapping(),
+                               certified_campaign="window-2026-12")
+    snapshot.table.rows, snapshot.basis, snapshot.certification
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from registry_sync.mapping import Mapping
+from registry_sync.table import ItemFacts, Table, build_table_from_groups, format_instant
+from registry_sync.views import bodies, campaigns, certifications, item_history, items
+from registry_sync.windows import regular_window_bounds
+
+Basis = Literal["live", "certified"]
+BodyStatus = Literal["active", "suspended", "abolished", "merged"]
+
+
+@dataclass(frozen=True)
+class BodySnapshot:
+    """What one push of a body says."""
+
+    body_code: str
+    body_name: str
+    body_status: BodyStatus
+    merged_into: str | None
+    basis: Basis
+    certification: dict[str, Any] | None
+    table: Table
+
+
+async def read_body(
+    connection: AsyncConnection,
+    body_code: str,
+    *,
+    mapping: Mapping,
+    certified_campaign: str | None = None,
+) -> BodySnapshot | None:
+    """Return the body's table now (certified if it owes a campaign's certified report)."""
+    body = (
+        await connection.execute(select(bodies).where(bodies.c.unit_id == body_code))
+    ).one_or_none()
+    if body is None:
+        return None
+    members = select(bodies.c.unit_id).where(bodies.c.reports_to == body_code)
+    certification = None
+    if certified_campaign is not None and body.status != "merged":
+        certification = await _certification_in(connection, body_code, certified_campaign)
+    if certification is None:
+        groups = await _live_groups(connection, members)
+        basis: Basis = "live"
+        stated = None
+    else:
+        groups = await _groups_as_of(connection, members, certification["covers_position"])
+        basis = "certified"
+        stated = {
+            "certification_id": str(certification["certification_id"]),
+            "certified_at": format_instant(certification["certified_at"]),
+            "content_hash": certification["content_hash"],
+            "item_count": certification["item_count"],
+        }
+    return BodySnapshot(
+        body_code=body_code,
+        body_name=body.name,
+        body_status=body.status,
+        merged_into=body.merged_into if body.status == "merged" else None,
+        basis=basis,
+        certification=stated,
+        table=build_table_from_groups(groups, mapping),
+    )
+
+
+_FACTS = ("category_id", "manufacturer", "model", "acquisition_year", "status")
+
+
+async def _live_groups(connection: AsyncConnection, members: Any) -> list[tuple[ItemFacts, int]]:
+    in_bundle = items.c.bundle_item_id.is_not(None).label("in_bundle")
+    columns = [items.c[name] for name in _FACTS]
+    rows = await connection.execute(
+        select(*columns, in_bundle, func.count().label("n"))
+        .where(items.c.unit_id.in_(members))
+        .group_by(*columns, in_bundle)
+    )
+    return [(_facts(row), row.n) for row in rows]
+
+
+async def _groups_as_of(
+    connection: AsyncConnection, members: Any, position: int
+) -> list[tuple[ItemFacts, int]]:
+    """Group the items the members held at store position `position`, in their state then."""
+    h = item_history
+    candidates = (
+        select(h.c.item_id)
+        .where(h.c.unit_id.in_(members), h.c.position <= position)
+        .distinct()
+        .subquery()
+    )
+    latest = (
+        select(h)
+        .join(candidates, candidates.c.item_id == h.c.item_id)
+        .where(h.c.position <= position)
+        .order_by(h.c.item_id, h.c.position.desc())
+        .distinct(h.c.item_id)
+        .subquery()
+    )
+    columns = [latest.c[name] for name in _FACTS]
+    rows = await connection.execute(
+        select(*columns, latest.c.in_bundle, func.count().label("n"))
+        .where(latest.c.unit_id.in_(members))
+        .group_by(*columns, latest.c.in_bundle)
+    )
+    return [(_facts(row), row.n) for row in rows]
+
+
+def _facts(row: Any) -> ItemFacts:
+    return ItemFacts(
+        category_id=row.category_id,
+        manufacturer=row.manufacturer,
+        model=row.model,
+        acquisition_year=row.acquisition_year,
+        status=row.status,
+        in_bundle=row.in_bundle,
+    )
+
+
+async def _certification_in(
+    connection: AsyncConnection, body_code: str, campaign_id: str
+) -> dict[str, Any] | None:
+    """Return the body's last certification within the campaign's window, else None."""
+    bounds = regular_window_bounds(campaign_id)
+    if bounds is None:
+        known = (
+            await connection.execute(
+                select(campaigns).where(campaigns.c.campaign_id == campaign_id)
+            )
+        ).one_or_none()
+        if known is None or known.opens_at is None:
+            return None
+        end = known.closed_at or known.deadline_at
+        bounds = (known.opens_at, end) if end is not None else None
+    if bounds is None:
+        return None
+    opens_at, ends_at = bounds
+    row = (
+        await connection.execute(
+            select(certifications)
+            .where(
+                and_(
+                    certifications.c.unit_id == body_code,
+                    certifications.c.certified_at >= opens_at,
+                    certifications.c.certified_at < ends_at,
+                )
+            )
+            .order_by(certifications.c.certified_at.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    return dict(row._mapping) if row is not None else None
