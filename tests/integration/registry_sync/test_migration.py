@@ -54,4 +54,4 @@ def test_migrated_registry_sync_tables_equal_the_declared_ones(
 
     assert want["columns"]
     for part, rows in want.items():
-        assert got[part] == rows, f"{part} differ: registry_sync_0001 and registry_sync.views drifted"
+        assert got[part] == rows, f"{part} differ: migration and views drifted"
