@@ -40,11 +40,18 @@ STARTUP_TIMEOUT_S = 10.0
 
 
 def create_data_app(store: Store) -> FastAPI:
-    """Return the contract's app (no faults: `FaultInjector` wraps it)."""
+    """Return the contract's app (no faults: `FaultInjector` wraps it).
+
+    It serves the contract's paths only: no /docs or /openapi.json, since the hand-written
+    document (services/registry-sync/contract/registry-v1.openapi.yaml) is the contract.
+    """
     app = FastAPI(
         title="Registry receiver (contract v1)",
         description="Reference receiver of the national registry of digital infrastructure.",
         version="1.0.0",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.store = store
     install_problem_handlers(app)
@@ -74,7 +81,9 @@ class _Server(uvicorn.Server):
 def bind(host: str, port: int) -> socket.socket:
     """Return a TCP socket bound to (host, port) with SO_REUSEADDR, not yet listening."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it uvicorn's two writes per response (head, body) wait ~40 ms on delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -172,8 +181,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
         )
         await stop.wait()
     finally:
-        await admin_port.close()
-        await data.close()
+        await asyncio.gather(admin_port.close(), data.close())
         store.close()
         log.info("registry-receiver stopped")
 
