@@ -16,6 +16,7 @@ import yaml
 
 from compliance.settings import Settings as ComplianceSettings
 from equipment.settings import Settings as EquipmentSettings
+from registry_receiver.settings import Settings as ReceiverSettings
 from registry_sync.settings import Settings as RegistrySyncSettings
 from shared.settings import COMPLIANCE_TOPIC, EQUIPMENT_TOPIC, LOCAL_ENV_FILE, UNITS_TOPIC
 from units.settings import Settings as UnitsSettings
@@ -186,4 +187,34 @@ def test_procfile_runs_every_service_api_and_worker_and_the_scheduler() -> None:
     expected |= {f"{name}-worker": f".venv/bin/{name}-worker" for name in SERVICES}
     # The compliance reminders run on their own faust worker (compliance.scheduler).
     expected["compliance-scheduler"] = ".venv/bin/python -m compliance.scheduler"
+    # The reference receiver standing in for the national registry (deploy/registry-receiver).
+    expected["registry-receiver"] = ".venv/bin/registry-receiver"
     assert {name: command.strip() for name, command in entries.items()} == expected
+
+
+def test_registry_receiver_runs_on_the_local_env_ports(
+    compose: dict[str, Any], env: dict[str, str]
+) -> None:
+    receiver = compose["services"]["registry-receiver"]
+    assert receiver["build"] == {
+        "context": ".",
+        "dockerfile": "deploy/registry-receiver/Dockerfile",
+    }
+    assert receiver["command"] == ["registry-receiver"]
+    assert "depends_on" not in receiver  # a remote system: no PostgreSQL, no Kafka
+    admin = f"http://127.0.0.1:{env['REGISTRY_RECEIVER_ADMIN_PORT']}/_admin/healthz"
+    assert admin in receiver["healthcheck"]["test"][-1]
+    assert env["REGISTRY_SYNC_RECEIVER_URL"] == f"http://127.0.0.1:{env['REGISTRY_RECEIVER_PORT']}"
+    database = Path(env["REGISTRY_RECEIVER_DB"])
+    assert not database.is_absolute()  # under /app in the image, under the checkout locally
+    assert any(
+        volume.endswith(f":/app/{database.parent}") for volume in receiver.get("volumes", [])
+    )
+    dockerfile = (ROOT / "deploy" / "registry-receiver" / "Dockerfile").read_text("utf-8")
+    assert "uv sync --frozen --no-dev --no-editable --package registry-receiver" in dockerfile
+    settings = ReceiverSettings.from_args([], env)
+    assert (settings.port, settings.admin_port, settings.db_path) == (
+        int(env["REGISTRY_RECEIVER_PORT"]),
+        int(env["REGISTRY_RECEIVER_ADMIN_PORT"]),
+        database,
+    )
