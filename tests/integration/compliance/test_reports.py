@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from compliance import handlers, views
+from compliance import handlers, reports, views
 from compliance.commands import PublishComplianceChanges
 from compliance.main import projections
 from shared.clock import ATHENS
@@ -355,6 +355,29 @@ async def test_eligibility_lists_units_certified_in_time(world: World) -> None:
     assert list(states(document)) == ["0551001", "0552001"]
     assert as_csv.content.startswith(b"\xef\xbb\xbf")
     assert as_csv.content.decode("utf-8-sig").count("\r\n") == 3
+
+
+@pytest.mark.parametrize("kind", [reports.ReportKind.NOT_COMPLETED, reports.ReportKind.COMPLETED])
+async def test_rows_written_by_postgresql_are_the_bytes_python_writes(
+    world: World, kind: reports.ReportKind
+) -> None:
+    # The JSON reports take their rows from PostgreSQL (`rows_as_json`): the same bytes as the
+    # rows rendered in Python, times in Athens with their offset included.
+    asked = [
+        reports.ReportRequest(kind=kind),
+        reports.ReportRequest(kind=kind, sort=reports.SortKey.ITEMS, is_descending=True),
+        reports.ReportRequest(kind=kind, filters=views.UnitFilters(search="γυμνασιο")),
+        reports.ReportRequest(kind=kind, per_page=2, page=2),
+    ]
+    async with world.app.state.sessions() as session:
+        for request in asked:
+            in_python = await reports.build_report(session, request, now=world.clock.now())
+            in_sql = await reports.build_report(
+                session, request, now=world.clock.now(), rows_as_json=True
+            )
+
+            assert in_sql.rows_json is not None
+            assert reports.render_json(in_sql) == reports.render_json(in_python), request
 
 
 async def test_rebuilding_the_projection_from_offset_0_gives_the_same_bytes(world: World) -> None:

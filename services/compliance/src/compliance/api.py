@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from compliance import dashboards, domain, handlers, reports, views
 from compliance.commands import CloseCampaign, ExtendDeadline, OpenCampaign
+from compliance.report_memo import TreeMemo
 from compliance.reports import ReportKind, ReportRequest, SortKey
 from compliance.settings import Settings
 from compliance.windows import previous_windows
@@ -65,8 +66,17 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return factory
 
 
+def _tree_memo(request: Request) -> TreeMemo:
+    """Return the process's `TreeMemo` (made on first use: it only caches, nothing to open)."""
+    memo: TreeMemo | None = getattr(request.app.state, "report_tree_memo", None)
+    if memo is None:
+        memo = request.app.state.report_tree_memo = TreeMemo()
+    return memo
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
+TreeMemoDep = Annotated[TreeMemo, Depends(_tree_memo)]
 
 
 def install_domain_problems(app: FastAPI) -> None:
@@ -146,6 +156,7 @@ async def report(
     sessions: SessionsDep,
     clock: ClockDep,
     settings: SettingsDep,
+    memo: TreeMemoDep,
     campaign: Campaign = None,
     region: Region = None,
     directorate: Directorate = None,
@@ -167,16 +178,21 @@ async def report(
     now = clock.now()
     if fmt == "csv":
         return _csv_response(sessions, asked, now, filename=f"{kind}.csv")
-    built = await reports.build_report(session, asked, now=now)
+    choices = await memo.choices(session)
+    built = await reports.build_report(
+        session, asked, now=now, choices=choices, rows_as_json=fmt == "json"
+    )
     if fmt == "json":
         return Response(
             reports.render_json(built),
             media_type="application/json",
             headers={"Cache-Control": PUBLIC_CACHE},
         )
-    regions, directorates = await reports.region_and_directorate_options(session)
     page_html = reports.render_html(
-        built, base=f"/reports/{kind}", regions=regions, directorates=directorates
+        built,
+        base=f"/reports/{kind}",
+        regions=choices.regions,
+        directorates=choices.directorates,
     )
     return Response(
         page_html, media_type="text/html; charset=utf-8", headers={"Cache-Control": PUBLIC_CACHE}
@@ -228,7 +244,7 @@ async def eligibility(
     await reports.resolve_campaign(session, campaign_id, now)  # 404 before streaming starts
     if fmt == "csv":
         return _csv_response(sessions, asked, now, filename=f"eligible-{campaign_id}.csv")
-    built = await reports.build_report(session, asked, now=now)
+    built = await reports.build_report(session, asked, now=now, rows_as_json=True)
     return Response(reports.render_json(built), media_type="application/json")
 
 

@@ -35,11 +35,12 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, Text, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from compliance import views
+from compliance.report_memo import TreeChoices, region_and_directorate_options, unit_types
 from compliance.windows import Campaign, current_window, last_day_before
 from shared.clock import ATHENS
 from shared.events.compliance import ComplianceState
@@ -173,6 +174,9 @@ class Report:
     matching: int  # rows of this report matching the filters (over all pages)
     rows: tuple[ReportRow, ...]
     unit_types: tuple[str, ...]
+    # The rows as JSON objects written by PostgreSQL (`build_report(rows_as_json=True)`), instead
+    # of `rows`: what `render_json` writes them as, without a Python object per row.
+    rows_json: tuple[str, ...] | None = None
 
 
 class UnknownCampaignError(LookupError):
@@ -332,15 +336,78 @@ async def _counts(
     )
 
 
-async def unit_types(session: AsyncSession) -> tuple[str, ...]:
-    """Return the unit types of the units that are ever asked to certify, in Greek order."""
-    unit = views.units_view.c
-    rows = await session.execute(select(unit.unit_type).where(~unit.is_administrative).distinct())
-    return tuple(sorted((r.unit_type for r in rows), key=sort_key))
+def _local_time_sql(column: str) -> str:
+    """Return SQL writing `local_time(column)` as a JSON value: Athens time with its offset."""
+    local = f"timezone('Europe/Athens', {column})"
+    offset = f"({local} - timezone('UTC', {column}))"
+    return (
+        f"CASE WHEN {column} IS NULL THEN 'null' ELSE '\"'"
+        f" || to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        f" || CASE WHEN {offset} >= interval '0' THEN '+' ELSE '' END"
+        f" || to_char({offset}, 'HH24:MI')"
+        f" || CASE WHEN extract(second FROM {offset}) = 0 THEN ''"
+        f" ELSE to_char({offset}, ':SS') END || '\"' END"
+    )
 
 
-async def build_report(session: AsyncSession, request: ReportRequest, *, now: datetime) -> Report:
+def _string_sql(column: str) -> str:
+    return f"coalesce(to_json({column})::text, 'null')"
+
+
+# One unit of `render_json`'s "units", as PostgreSQL writes it from the full state subquery "s":
+# the same keys, order, escapes and separators as `json.dumps(_row_json(row), ensure_ascii=False,
+# separators=(",", ":"))`, so a long list costs no Python object per row.
+_ROW_JSON_SQL = " || ".join(
+    (
+        "'{\"unit_id\":' || " + _string_sql("s.unit_id"),
+        "',\"name\":' || " + _string_sql("s.name"),
+        "',\"unit_type\":' || " + _string_sql("s.unit_type"),
+        "',\"region_id\":' || " + _string_sql("s.region_id"),
+        "',\"region_name\":' || " + _string_sql("s.region_name"),
+        "',\"directorate_id\":' || " + _string_sql("s.directorate_id"),
+        "',\"directorate_name\":' || " + _string_sql("s.directorate_name"),
+        "',\"state\":' || " + _string_sql("s.state"),
+        "',\"deadline_on\":\"' || to_char(timezone('Europe/Athens',"
+        " CAST(s.deadline_at AS timestamptz) - interval '1 microsecond'), 'YYYY-MM-DD') || '\"'",
+        "',\"certified_at\":' || " + _local_time_sql("s.certified_at"),
+        "',\"has_initial_inventory\":'"
+        " || CASE WHEN s.first_certified_at IS NULL THEN 'false' ELSE 'true' END",
+        "',\"last_change_at\":' || " + _local_time_sql("s.last_change_at"),
+        "',\"item_count\":' || s.item_count::text",
+        "',\"in_use_count\":' || s.in_use_count::text",
+        "',\"pending_transfers\":' || s.pending_transfers::text",
+        "',\"absorbed_unit_ids\":'"
+        " || coalesce(to_json(string_to_array(NULLIF(s.absorbed_unit_ids, ''), ','))::text, '[]')",
+        "'}'",
+    )
+)
+
+
+def _full_rows(s: Any, *, as_json: bool) -> Select[Any]:
+    return select(literal_column(_ROW_JSON_SQL, Text).label("row_json")) if as_json else select(s)
+
+
+async def _fetch_rows(
+    session: AsyncSession, query: Select[Any], *, as_json: bool
+) -> tuple[tuple[ReportRow, ...], tuple[str, ...] | None]:
+    result = await session.execute(query)
+    if as_json:
+        return (), tuple(result.scalars())
+    return tuple(_row(r) for r in result), None
+
+
+async def build_report(
+    session: AsyncSession,
+    request: ReportRequest,
+    *,
+    now: datetime,
+    choices: TreeChoices | None = None,
+    rows_as_json: bool = False,
+) -> Report:
     """Compute a report (counts and one page of rows, or every row) from the projection.
+
+    `choices` (the unit types) as kept by a `compliance.report_memo.TreeMemo`; read if None.
+    `rows_as_json`: the rows come as `Report.rows_json` (for `render_json` only).
 
     Counts and the choice of a page's units read the lean form of the units' state (the unit
     directory and the campaign's certifications, the page an index scan in name order); only the
@@ -349,10 +416,17 @@ async def build_report(session: AsyncSession, request: ReportRequest, *, now: da
     campaign = await resolve_campaign(session, request.campaign_id, now)
     lean = _state_subquery(request, campaign, now, lean=True)
     regions, directorates, completed, not_completed = await _counts(session, lean)
+    rows: tuple[ReportRow, ...] = ()
+    rows_json: tuple[str, ...] | None = () if rows_as_json else None
     if request.per_page is None:
         s = _state_subquery(request, campaign, now)
-        query = select(s).where(_listed(s, request.kind)).order_by(*_order(s, request))
-        rows = tuple(_row(r) for r in await session.execute(query))
+        query = (
+            _full_rows(s, as_json=rows_as_json)
+            .select_from(s)
+            .where(_listed(s, request.kind))
+            .order_by(*_order(s, request))
+        )
+        rows, rows_json = await _fetch_rows(session, query, as_json=rows_as_json)
     else:
         page = (
             select(lean.c.unit_id)
@@ -362,13 +436,12 @@ async def build_report(session: AsyncSession, request: ReportRequest, *, now: da
             .offset((request.page - 1) * request.per_page)
         )
         unit_ids = tuple((await session.execute(page)).scalars())
-        rows = ()
         if unit_ids:
             s = _state_subquery(
                 request, campaign, now, filters=views.UnitFilters(unit_ids=unit_ids)
             )
-            query = select(s).order_by(*_order(s, request))
-            rows = tuple(_row(r) for r in await session.execute(query))
+            query = _full_rows(s, as_json=rows_as_json).select_from(s).order_by(*_order(s, request))
+            rows, rows_json = await _fetch_rows(session, query, as_json=rows_as_json)
     matching = (
         completed
         if request.kind is ReportKind.COMPLETED
@@ -390,7 +463,8 @@ async def build_report(session: AsyncSession, request: ReportRequest, *, now: da
         directorates=directorates,
         matching=matching,
         rows=rows,
-        unit_types=await unit_types(session),
+        unit_types=choices.unit_types if choices is not None else await unit_types(session),
+        rows_json=rows_json,
     )
 
 
@@ -476,6 +550,10 @@ def _filters_json(request: ReportRequest) -> dict[str, Any]:
     }
 
 
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def render_json(report: Report) -> bytes:
     """Return the report as JSON (UTF-8, Greek as is)."""
     document = {
@@ -496,9 +574,17 @@ def render_json(report: Report) -> bytes:
         },
         "page": report.request.page if report.request.per_page else None,
         "per_page": report.request.per_page,
-        "units": [_row_json(r) for r in report.rows],
     }
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    head = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    units = (
+        report.rows_json
+        if report.rows_json is not None
+        else [
+            json.dumps(_row_json(r), ensure_ascii=False, separators=(",", ":")) for r in report.rows
+        ]
+    )
+    # "units" last, as one list of objects: the head without its closing brace, then the rows.
+    return f'{head[:-1]},"units":[{",".join(units)}]}}'.encode()
 
 
 CSV_HEADER = (
@@ -745,28 +831,6 @@ def render_html(report: Report, *, base: str, regions: Sequence[tuple[str, str]]
         + _units_table(report, base)
         + _pages(report, base)
         + "</body></html>"
-    )
-
-
-async def region_and_directorate_options(
-    session: AsyncSession,
-) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Return the (id, name) choices of the filter form, in Greek order."""
-    unit = views.units_view.c
-    rows = (
-        await session.execute(
-            select(unit.region_id, unit.region_name, unit.directorate_id, unit.directorate_name)
-            .where(~unit.is_administrative, unit.region_id.is_not(None))
-            .distinct()
-        )
-    ).all()
-    regions = {(r.region_id, r.region_name or r.region_id) for r in rows}
-    directorates = {
-        (r.directorate_id, r.directorate_name or r.directorate_id) for r in rows if r.directorate_id
-    }
-    return (
-        sorted(regions, key=lambda pair: (sort_key(pair[1]), pair[0])),
-        sorted(directorates, key=lambda pair: (sort_key(pair[1]), pair[0])),
     )
 
 

@@ -15,6 +15,7 @@ Tables (projection `compliance.unit-status`, rebuilt as a whole from offset 0):
 - `compliance_campaigns_view`, `compliance_extensions_view`: ad-hoc campaigns, closures and
   deadline extensions (regular windows exist by rule, `compliance.windows`).
 - `compliance_unit_campaigns_view`: per campaign and unit, the first certification that counts.
+- `compliance_change_marks_view`: a token per part of the projection, renewed when it changes.
 
 Notes:
 - Every stored value is a function of the *set* of events seen, not of their order (min/max
@@ -192,6 +193,17 @@ unit_campaigns_view = Table(
     Column("signer_id", String(256), nullable=False),
     Column("item_count", Integer, nullable=False),
 )
+
+# Which parts of the projection changed: per part ("units": the unit directory), a token renewed
+# by every batch that changes it, in the batch's transaction. Readers key what they keep between
+# requests by it (`compliance.report_memo`); a rebuilt projection starts with fresh tokens.
+change_marks_view = Table(
+    "compliance_change_marks_view",
+    metadata,
+    Column("part", String(32), primary_key=True),
+    Column("token", Uuid, nullable=False),
+)
+UNITS_PART = "units"
 
 # Not part of the projection (never rebuilt): the last state published per unit and campaign, as
 # UnitComplianceChanged on `compliance:<campaign>:<unit>`, with that stream's version.
@@ -611,6 +623,7 @@ async def units_needing_reminder(
 
 
 __all__ = [
+    "UNITS_PART",
     "ReminderTarget",
     "UnitFilters",
     "activity_view",
@@ -618,6 +631,7 @@ __all__ = [
     "apply_filters",
     "campaigns_view",
     "certifications_view",
+    "change_marks_view",
     "extensions_view",
     "items_view",
     "load_campaign",

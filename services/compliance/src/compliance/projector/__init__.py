@@ -37,6 +37,7 @@ from compliance.projector.tree import (
     place,
     refresh_tree,
     register_units,
+    renew_units_mark,
 )
 from compliance.views import metadata, pending_transfers_view
 from shared.events.compliance import CampaignClosed, CampaignDeadlineExtended, CampaignOpened
@@ -89,6 +90,7 @@ class _Batch:
         self.pending = Pending()
         self.units: list[UnitRegistered] = []
         self.is_tree_changed = False
+        self.are_units_changed = False
 
     async def flush_units(self) -> None:
         if self.units:
@@ -108,6 +110,8 @@ async def apply_batch(events: Sequence[RecordedEvent], session: AsyncSession) ->
     await batch.flush()
     if batch.is_tree_changed:
         await refresh_tree(session)
+    if batch.is_tree_changed or batch.are_units_changed:
+        await renew_units_mark(session)
 
 
 async def _apply_one(batch: _Batch, recorded: RecordedEvent) -> None:
@@ -123,6 +127,7 @@ async def _apply_one(batch: _Batch, recorded: RecordedEvent) -> None:
         case UnitDetailsChanged() | UnitSuspended() | UnitAbolished() | UnitReactivated():
             await batch.flush_units()
             await apply_unit_status(event, session)
+            batch.are_units_changed = True
         case CampaignOpened():
             await batch.flush()
             await campaign_opened(event, session)

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from compliance.projector.rows import columns_of, execute_rows, insert_rows
-from compliance.views import units_view
+from compliance.views import UNITS_PART, change_marks_view, units_view
 from shared.events.units import (
     UnitAbolished,
     UnitDetailsChanged,
@@ -36,6 +37,15 @@ _UNIT_COLUMNS = (
 _REGISTER_UNITS = insert_rows(units_view, _UNIT_COLUMNS).on_conflict_do_nothing(
     index_elements=[units_view.c.unit_id]
 )
+_mark = insert(change_marks_view).values(part=UNITS_PART, token=func.gen_random_uuid())
+_RENEW_UNITS_MARK = _mark.on_conflict_do_update(
+    index_elements=[change_marks_view.c.part], set_={"token": _mark.excluded.token}
+)
+
+
+async def renew_units_mark(session: AsyncSession) -> None:
+    """Record that this batch changed the unit directory (readers drop what they kept of it)."""
+    await session.execute(_RENEW_UNITS_MARK)
 
 
 async def register_units(session: AsyncSession, events: Sequence[UnitRegistered]) -> None:

@@ -1,0 +1,100 @@
+"""What the public reports keep between requests while the unit directory stands still.
+
+Why this exists: the filter form's choices (regions, directorates) and the list of unit types are
+DISTINCTs over every unit, about 5 ms a request together, yet they change only when a units event
+is projected. The projector renews the "units" change mark in the same transaction as any change
+of the unit directory (`compliance.views.change_marks_view`); a process keeps the choices under the
+mark it read *before* reading them, so an answer never shows a directory older than the last batch
+applied (at worst, choices newer than their key are read once more on the next request).
+
+Usage::
+
+    memo = TreeMemo()                       # one per process (the API keeps it on app.state)
+    choices = await memo.choices(session)   # TreeChoices: unit_types, regions, directorates
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from compliance import views
+from shared.greek import sort_key
+
+_UNITS_MARK = select(views.change_marks_view.c.token).where(
+    views.change_marks_view.c.part == views.UNITS_PART
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeChoices:
+    """What depends on the unit directory alone, in Greek order: the filter form's choices."""
+
+    unit_types: tuple[str, ...]
+    regions: tuple[tuple[str, str], ...]  # (id, name)
+    directorates: tuple[tuple[str, str], ...]
+
+
+async def units_mark(session: AsyncSession) -> UUID | None:
+    """Return the unit directory's change mark (None before the first unit is projected)."""
+    token: UUID | None = (await session.execute(_UNITS_MARK)).scalar_one_or_none()
+    return token
+
+
+async def unit_types(session: AsyncSession) -> tuple[str, ...]:
+    """Return the unit types of the units that are ever asked to certify, in Greek order."""
+    unit = views.units_view.c
+    rows = await session.execute(select(unit.unit_type).where(~unit.is_administrative).distinct())
+    return tuple(sorted((r.unit_type for r in rows), key=sort_key))
+
+
+async def region_and_directorate_options(
+    session: AsyncSession,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Return the (id, name) choices of the filter form, in Greek order."""
+    unit = views.units_view.c
+    rows = (
+        await session.execute(
+            select(unit.region_id, unit.region_name, unit.directorate_id, unit.directorate_name)
+            .where(~unit.is_administrative, unit.region_id.is_not(None))
+            .distinct()
+        )
+    ).all()
+    regions = {(r.region_id, r.region_name or r.region_id) for r in rows}
+    directorates = {
+        (r.directorate_id, r.directorate_name or r.directorate_id) for r in rows if r.directorate_id
+    }
+    return (
+        sorted(regions, key=lambda pair: (sort_key(pair[1]), pair[0])),
+        sorted(directorates, key=lambda pair: (sort_key(pair[1]), pair[0])),
+    )
+
+
+class TreeMemo:
+    """The last `TreeChoices` read, with the units mark it was read under."""
+
+    def __init__(self) -> None:
+        self._kept: tuple[UUID | None, TreeChoices] | None = None
+
+    async def choices(self, session: AsyncSession) -> TreeChoices:
+        """Return the choices, read again only if the unit directory changed since last time."""
+        mark = await units_mark(session)
+        kept = self._kept
+        if kept is not None and kept[0] == mark:
+            return kept[1]
+        regions, directorates = await region_and_directorate_options(session)
+        fresh = TreeChoices(await unit_types(session), tuple(regions), tuple(directorates))
+        self._kept = (mark, fresh)
+        return fresh
+
+
+__all__ = [
+    "TreeChoices",
+    "TreeMemo",
+    "region_and_directorate_options",
+    "unit_types",
+    "units_mark",
+]
