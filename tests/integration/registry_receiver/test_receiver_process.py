@@ -41,6 +41,10 @@ def test_applied_then_duplicate_then_stale(receiver: Receiver) -> None:
     assert (held["registry_version"], held["content_hash"]) == (2, spec_hash([row()]))
     stats = receiver.stats()
     assert stats == {"pushes_received": 3, "pushes_applied": 1, "applied_per_key": {"0551010:2": 1}}
+    # registry-sync's outage test parses these lines (README: stable).
+    log = receiver.log_path.read_text("utf-8")
+    assert "push body=0551010 version=2 outcome=applied held=2" in log
+    assert "push body=0551010 version=1 outcome=stale_version held=2" in log
 
 
 def test_invalid_push_is_422_naming_the_field(receiver: Receiver) -> None:
@@ -83,6 +87,9 @@ def test_drop_before_closes_without_answer_or_effect(receiver: Receiver) -> None
         send(receiver, push())
     stats = receiver.stats()
     assert (stats["pushes_received"], stats["pushes_applied"]) == (1, 0)
+    assert "fault drop_before on PUT /v1/bodies/0551010/table" in receiver.log_path.read_text(
+        "utf-8"
+    )
     receiver.set_faults("ok")
     assert outcome(send(receiver, push())) == ("applied", 1)
 
