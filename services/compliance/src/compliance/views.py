@@ -46,12 +46,15 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
+    any_,
+    bindparam,
     case,
     func,
     literal,
     or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
@@ -67,7 +70,7 @@ from compliance.windows import (
 from shared.clock import athens_date, athens_midnight
 from shared.db import NAMING_CONVENTION
 from shared.events.compliance import ComplianceState, ReminderStep, ScopeKind
-from shared.greek import sql_like_patterns
+from shared.greek import fold
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -322,36 +325,58 @@ class UnitFilters:
     unit_ids: tuple[str, ...] | None = None  # an authorised set (dashboards)
 
 
-def _deadline_expr(campaign: Campaign) -> ColumnElement[Any]:
+_INSTANT = DateTime(timezone=True)
+
+
+class Binder:
+    """How a state select takes its values: as literals (the default), or `deferred` as named
+    parameters supplied at execution (`state_params`), so one statement serves every request of
+    the same shape (`state_shape`) and is built and compiled once (`compliance.reports`)."""
+
+    __slots__ = ("deferred",)
+
+    def __init__(self, *, deferred: bool = False) -> None:
+        self.deferred = deferred
+
+    def __call__(self, name: str, value: Any, type_: Any) -> ColumnElement[Any]:
+        """Return `value` as a literal, or the parameter `name` when deferred."""
+        return bindparam(name, type_=type_) if self.deferred else literal(value, type_)
+
+
+LITERALS = Binder()
+
+
+def _deadline_expr(campaign: Campaign, bind: Binder = LITERALS) -> ColumnElement[Any]:
     """Return the unit's deadline in SQL: the latest of the base and applicable extensions."""
-    candidates: list[ColumnElement[Any]] = [literal(campaign.deadline_at, DateTime(timezone=True))]
+    candidates: list[ColumnElement[Any]] = [bind("deadline_at", campaign.deadline_at, _INSTANT)]
     unit = units_view.c
-    for extension in campaign.extensions:
-        value = literal(extension.deadline_at, DateTime(timezone=True))
+    for n, extension in enumerate(campaign.extensions):
+        value = bind(f"extension_{n}_deadline_at", extension.deadline_at, _INSTANT)
+        scope_id = bind(f"extension_{n}_scope_id", extension.scope_id, String())
         match extension.scope_kind:
             case ScopeKind.ALL:
                 candidates.append(value)
             case ScopeKind.REGION:
-                candidates.append(case((unit.region_id == extension.scope_id, value)))
+                candidates.append(case((unit.region_id == scope_id, value)))
             case ScopeKind.DIRECTORATE:
-                candidates.append(case((unit.directorate_id == extension.scope_id, value)))
+                candidates.append(case((unit.directorate_id == scope_id, value)))
             case ScopeKind.UNIT_TYPE:
-                candidates.append(case((unit.unit_type == extension.scope_id, value)))
+                candidates.append(case((unit.unit_type == scope_id, value)))
     # GREATEST ignores NULLs: an extension that does not apply leaves the base.
     return candidates[0] if len(candidates) == 1 else func.greatest(*candidates)
 
 
 def state_expr(
-    deadline: ColumnElement[Any], campaign: Campaign, now: datetime
+    deadline: ColumnElement[Any], campaign: Campaign, now: datetime, bind: Binder = LITERALS
 ) -> ColumnElement[str]:
     """Return the SQL form of `compliance.domain.state_of` over the joined facts."""
     certified_at = unit_campaigns_view.c.certified_at
     return case(
         (and_(certified_at.is_not(None), certified_at < deadline), ComplianceState.CERTIFIED.value),
         (certified_at.is_not(None), ComplianceState.LATE.value),
-        (literal(now, DateTime(timezone=True)) >= deadline, ComplianceState.MISSED.value),
+        (bind("now", now, _INSTANT) >= deadline, ComplianceState.MISSED.value),
         (
-            activity_view.c.last_change_at >= literal(campaign.opens_at, DateTime(timezone=True)),
+            activity_view.c.last_change_at >= bind("opens_at", campaign.opens_at, _INSTANT),
             ComplianceState.IN_PROGRESS.value,
         ),
         else_=ComplianceState.NOT_STARTED.value,
@@ -394,6 +419,7 @@ def unit_state_select(
     filters: UnitFilters = UnitFilters(),
     lean: bool = False,
     with_activity: bool = True,
+    bind: Binder = LITERALS,
 ) -> Select[Any]:
     """Return a SELECT of every unit in the campaign's scope on `scope_on`, with its state.
 
@@ -403,10 +429,12 @@ def unit_state_select(
     transfers, contact details; the activity columns, state included, only `with_activity`), so
     a report picks its page's units cheaply and reads the full rows of those only.
     `certified_unit_id` is the certification row's key: testing it for NULL is an anti-join.
+    `bind`: deferred, the values are parameters (`state_params`) and the campaign, `now`,
+    `scope_on` and `filters` count only by their shape (`state_shape`).
     """
     unit = units_view.c
     activity = activity_view.c
-    deadline = _deadline_expr(campaign).label("deadline_at")
+    deadline = _deadline_expr(campaign, bind).label("deadline_at")
     columns: list[Any] = [
         unit.unit_id,
         unit.name,
@@ -424,13 +452,14 @@ def unit_state_select(
         unit_campaigns_view,
         and_(
             unit_campaigns_view.c.unit_id == unit.unit_id,
-            unit_campaigns_view.c.campaign_id == campaign.campaign_id,
+            unit_campaigns_view.c.campaign_id
+            == bind("campaign_id", campaign.campaign_id, String()),
         ),
     )
     if with_activity or not lean:
         joined = joined.outerjoin(activity_view, activity.unit_id == unit.unit_id)
         columns += [
-            state_expr(deadline, campaign, now).label("state"),
+            state_expr(deadline, campaign, now, bind).label("state"),
             activity.last_change_at,
             func.coalesce(activity.item_count, 0).label("item_count"),
         ]
@@ -452,47 +481,109 @@ def unit_state_select(
             func.coalesce(pending.c.pending_transfers, 0).label("pending_transfers"),
             absorbed.c.absorbed_unit_ids,
         ]
+    scope_on_value = bind("scope_on", scope_on, Date())
     query = (
         select(*columns)
         .select_from(joined)
         .where(
             ~unit.is_administrative,
             ~unit.is_holding_node,
-            unit.registered_on <= scope_on,
-            or_(unit.left_scope_on.is_(None), unit.left_scope_on > scope_on),
+            unit.registered_on <= scope_on_value,
+            or_(unit.left_scope_on.is_(None), unit.left_scope_on > scope_on_value),
         )
     )
+    scope_value = bind("scope_value", campaign.scope_value, Text())
     match campaign.scope_kind:
         case ScopeKind.ALL:
             pass
         case ScopeKind.UNIT_TYPE:
-            query = query.where(unit.unit_type == campaign.scope_value)
+            query = query.where(unit.unit_type == scope_value)
         case ScopeKind.REGION:
-            query = query.where(unit.region_id == campaign.scope_value)
+            query = query.where(unit.region_id == scope_value)
         case ScopeKind.DIRECTORATE:
-            query = query.where(unit.directorate_id == campaign.scope_value)
-    return apply_filters(query, filters)
+            query = query.where(unit.directorate_id == scope_value)
+    return apply_filters(query, filters, bind)
 
 
-def apply_filters(query: Select[Any], filters: UnitFilters) -> Select[Any]:
-    """Narrow a query over `compliance_units_view` by the report filters."""
+def _code_pattern(code: str) -> str:
+    escaped = code.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}%"
+
+
+def apply_filters(query: Select[Any], filters: UnitFilters, bind: Binder = LITERALS) -> Select[Any]:
+    """Narrow a query over `compliance_units_view` by the report filters.
+
+    Search words are substrings of the folded name or the code (`strpos`, which reads each name
+    about twice as fast as the equivalent `LIKE '%word%'`).
+    """
     unit = units_view.c
     if filters.region_id:
-        query = query.where(unit.region_id == filters.region_id)
+        query = query.where(unit.region_id == bind("region_id", filters.region_id, String()))
     if filters.directorate_id:
-        query = query.where(unit.directorate_id == filters.directorate_id)
+        directorate_id = bind("directorate_id", filters.directorate_id, String())
+        query = query.where(unit.directorate_id == directorate_id)
     if filters.unit_type:
-        query = query.where(unit.unit_type == filters.unit_type)
+        query = query.where(unit.unit_type == bind("unit_type", filters.unit_type, Text()))
     if filters.unit_code:
-        code = filters.unit_code.strip()
-        escaped = code.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(unit.unit_id.like(f"{escaped}%"))
+        code = bind("code_pattern", _code_pattern(filters.unit_code), String())
+        query = query.where(unit.unit_id.like(code))
     if filters.search:
-        for pattern in sql_like_patterns(filters.search):
-            query = query.where(or_(unit.name_folded.like(pattern), unit.unit_id.like(pattern)))
+        for n, word in enumerate(fold(filters.search).split()):
+            value = bind(f"search_{n}", word, Text())
+            query = query.where(
+                or_(func.strpos(unit.name_folded, value) > 0, func.strpos(unit.unit_id, value) > 0)
+            )
     if filters.unit_ids is not None:
-        query = query.where(unit.unit_id.in_(filters.unit_ids))
+        if bind.deferred:
+            query = query.where(unit.unit_id == any_(bindparam("unit_ids", type_=ARRAY(String()))))
+        else:
+            query = query.where(unit.unit_id.in_(filters.unit_ids))
     return query
+
+
+def state_shape(campaign: Campaign, filters: UnitFilters) -> tuple[Any, ...]:
+    """Return what decides the text of a deferred state select (not its values)."""
+    return (
+        campaign.scope_kind,
+        tuple(e.scope_kind for e in campaign.extensions),
+        bool(filters.region_id),
+        bool(filters.directorate_id),
+        bool(filters.unit_type),
+        bool(filters.unit_code),
+        len(fold(filters.search).split()) if filters.search else 0,
+        filters.unit_ids is not None,
+    )
+
+
+def state_params(
+    campaign: Campaign, *, now: datetime, scope_on: date, filters: UnitFilters
+) -> dict[str, Any]:
+    """Return the parameters of a deferred state select (names as `Binder` gives them)."""
+    params: dict[str, Any] = {
+        "deadline_at": campaign.deadline_at,
+        "now": now,
+        "opens_at": campaign.opens_at,
+        "campaign_id": campaign.campaign_id,
+        "scope_on": scope_on,
+        "scope_value": campaign.scope_value,
+    }
+    for n, extension in enumerate(campaign.extensions):
+        params[f"extension_{n}_deadline_at"] = extension.deadline_at
+        params[f"extension_{n}_scope_id"] = extension.scope_id
+    if filters.region_id:
+        params["region_id"] = filters.region_id
+    if filters.directorate_id:
+        params["directorate_id"] = filters.directorate_id
+    if filters.unit_type:
+        params["unit_type"] = filters.unit_type
+    if filters.unit_code:
+        params["code_pattern"] = _code_pattern(filters.unit_code)
+    if filters.search:
+        for n, word in enumerate(fold(filters.search).split()):
+            params[f"search_{n}"] = word
+    if filters.unit_ids is not None:
+        params["unit_ids"] = list(filters.unit_ids)
+    return params
 
 
 def scope_day(campaign: Campaign, now: datetime) -> date:
@@ -623,7 +714,9 @@ async def units_needing_reminder(
 
 
 __all__ = [
+    "LITERALS",
     "UNITS_PART",
+    "Binder",
     "ReminderTarget",
     "UnitFilters",
     "activity_view",
@@ -641,6 +734,8 @@ __all__ = [
     "published_states",
     "reminder_step",
     "state_expr",
+    "state_params",
+    "state_shape",
     "unit_campaigns_view",
     "unit_state_select",
     "units_needing_reminder",
