@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -37,6 +37,9 @@ from shared.events.units import GlobalRole, UnitRegistered
 from shared.eventstore import EventStore
 from shared.migrate import service_versions_dir, upgrade
 from shared.outbox import OutboxRelay
+from tests.conftest import DatabaseFactory
+from tests.conftest import _create_topics as create_topics
+from tests.receiver import Receiver
 
 PARTITIONS = 3
 FAST = DeliveryPolicy(
@@ -100,20 +103,21 @@ class SyncWorld:
                 )  # fmt: skip
         self._appended.clear()
 
-    async def settle(self, timeout_s: float = 90.0) -> None:
-        """Wait until the view applied everything and every body's last version is acknowledged."""
+    async def settle(self, timeout_s: float = 90.0, *, ignore_parked: bool = False) -> None:
+        """Wait until the view applied everything and every body's last version is acknowledged.
+
+        With `ignore_parked`, parked bodies (waiting for an operator) do not count as pending.
+        """
         await self.settle_projection(timeout_s)
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
+            pending = (ledger.c.inflight_version.is_not(None)) | (
+                ledger.c.wanted_seq > ledger.c.built_seq
+            )
+            if ignore_parked:
+                pending &= ledger.c.parked_at.is_(None)
             async with self.engine.connect() as conn:
-                waiting = (
-                    await conn.execute(
-                        select(ledger.c.body_code).where(
-                            (ledger.c.inflight_version.is_not(None))
-                            | (ledger.c.wanted_seq > ledger.c.built_seq)
-                        )
-                    )
-                ).scalars()
+                waiting = (await conn.execute(select(ledger.c.body_code).where(pending))).scalars()
                 left = list(waiting)
             if not left:
                 return
@@ -125,6 +129,70 @@ class SyncWorld:
         """Return the ledger row of a body."""
         async with self.engine.connect() as conn:
             return (await conn.execute(select(ledger).where(ledger.c.body_code == body_code))).one()
+
+    async def ledger_rows(self) -> dict[str, Any]:
+        """Return every ledger row by body code."""
+        async with self.engine.connect() as conn:
+            return {row.body_code: row for row in await conn.execute(select(ledger))}
+
+    async def own_table(self, body_code: str) -> dict[str, Any]:
+        """Return our own current table of a body (GET /registry/bodies/{code}/table)."""
+        answer = await self.client.get(f"/registry/bodies/{body_code}/table", headers=self.token())
+        assert answer.status_code == 200, answer.text
+        document: dict[str, Any] = answer.json()
+        return document
+
+    async def assert_receiver_holds_our_view(
+        self, receiver: Receiver, codes: Sequence[str]
+    ) -> None:
+        """Assert that, for every body, the receiver holds exactly our current table, under the
+        version the ledger says it acknowledged, and that no key was applied twice."""
+        ledger_rows = await self.ledger_rows()
+        for code in codes:
+            ours = await self.own_table(code)
+            held = receiver.body(code)
+            assert held is not None, f"the receiver holds nothing for {code}"
+            assert rows_of(held) == rows_of(ours), code
+            assert held["content_hash"] == ours["content_hash"], code
+            row = ledger_rows[code]
+            assert row.parked_at is None, (code, row.parked_reason)
+            assert row.acked_version == held["registry_version"], code
+            assert row.acked_hash == held["content_hash"], code
+            assert row.inflight_version is None, code
+            assert row.wanted_seq == row.built_seq, code
+        listed = {entry["body_code"]: entry for entry in receiver.listing()}
+        for code in codes:  # the listing's hash is recomputed from the held rows
+            assert listed[code]["content_hash"] == ledger_rows[code].acked_hash, code
+        assert_no_duplicate_application(receiver)
+
+
+def rows_of(table: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Return a table's rows (a push, a held table or our own) as comparable tuples."""
+    return [
+        (r["line"], r["category_code"], r["manufacturer"], r["model"], r["acquisition_year"],
+         r["in_operation"], r["quantity"])
+        for r in table["rows"]
+    ]  # fmt: skip
+
+
+def assert_no_duplicate_application(receiver: Receiver) -> None:
+    """Assert the receiver applied every idempotency key exactly once."""
+    per_key = receiver.stats()["applied_per_key"]
+    assert per_key, "the receiver applied nothing"
+    assert all(count == 1 for count in per_key.values()), {
+        key: count for key, count in per_key.items() if count != 1
+    }
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout_s: float = 60.0, what: str = "condition"
+) -> None:
+    """Wait (bounded) until `check()` is true, polling every 50 ms."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 def unit(unit_id: str, name: str, *, parent: str | None = "ROOT") -> UnitRegistered:
@@ -203,8 +271,13 @@ async def running_sync(
     receiver_url: str,
     policy: DeliveryPolicy = FAST,
     deliver: bool = True,
+    project: bool = True,
 ) -> AsyncIterator[SyncWorld]:
-    """Start the sources, registry-sync's database, projections, delivery worker and app."""
+    """Start the sources, registry-sync's database, projections, delivery worker and app.
+
+    `deliver=False` / `project=False` leave the delivery worker / the projections to someone
+    else (e.g. a registry-sync worker process); the sources' relays always run here.
+    """
     units_url, equipment_url, compliance_url, registry_url = urls
     await asyncio.to_thread(upgrade, registry_url, service_versions_dir("registry_sync"))
     units = await _source_store(units_url, "/ictcadastre/units")
@@ -237,12 +310,13 @@ async def running_sync(
             )
         ]
         tasks = [asyncio.create_task(relay.run(stop)) for relay in relays]
-        tasks += [
-            asyncio.create_task(
-                ProjectorRunner(p, engine=engine, bootstrap_servers=bootstrap_servers).run(stop)
-            )
-            for p in projections(settings)
-        ]
+        if project:
+            tasks += [
+                asyncio.create_task(
+                    ProjectorRunner(p, engine=engine, bootstrap_servers=bootstrap_servers).run(stop)
+                )
+                for p in projections(settings)
+            ]
         if deliver:
             tasks.append(asyncio.create_task(deliverer.run(stop)))
         try:
@@ -256,3 +330,39 @@ async def running_sync(
             await asyncio.gather(*tasks)
             for store in (units, equipment, compliance):
                 await store.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_world(
+    name: str,
+    *,
+    fresh_database: DatabaseFactory,
+    kafka_bootstrap: str,
+    run_id: str,
+    created_topics: list[str],
+    tmp_path: Path,
+    receiver_url: str,
+    policy: DeliveryPolicy = FAST,
+    deliver: bool = True,
+    project: bool = True,
+) -> AsyncIterator[SyncWorld]:
+    """`running_sync` on four fresh databases and three run-unique topics named after `name`."""
+    urls = (
+        fresh_database(f"rs_{name}_units"),
+        fresh_database(f"rs_{name}_equipment"),
+        fresh_database(f"rs_{name}_compliance"),
+        fresh_database(f"rs_{name}_registry"),
+    )
+    topics = (
+        f"rs-test.{name}.units.{run_id}",
+        f"rs-test.{name}.equipment.{run_id}",
+        f"rs-test.{name}.compliance.{run_id}",
+    )
+    await create_topics(kafka_bootstrap, list(topics), PARTITIONS)
+    created_topics.extend(topics)
+    async with running_sync(
+        urls=urls, topics=topics, bootstrap_servers=kafka_bootstrap,
+        issuer_dir=tmp_path / "issuer", receiver_url=receiver_url, policy=policy,
+        deliver=deliver, project=project,
+    ) as built:  # fmt: skip
+        yield built

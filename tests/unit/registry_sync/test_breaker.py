@@ -135,3 +135,19 @@ def test_a_successful_probe_closes_and_resets_the_cooldown() -> None:
     assert state(made) is BreakerState.OPEN
     assert made.retry_at() == clock.now() + COOLDOWN
     assert made.opened_count == 2
+
+
+def test_a_probe_released_without_a_verdict_lets_the_next_attempt_probe() -> None:
+    clock = FixedClock(START)
+    made = opened(clock)
+    clock.advance(COOLDOWN)
+    assert made.allow()  # the probe found nothing to send (or failed on our side)
+    made.release_probe()
+    assert state(made) is BreakerState.HALF_OPEN
+    assert made.allow_any()
+    assert made.allow()  # the next attempt is the probe, without another cooldown
+    assert not made.allow()
+    made.record_success()
+    assert state(made) is BreakerState.CLOSED
+    made.release_probe()  # no probe out: nothing changes
+    assert state(made) is BreakerState.CLOSED

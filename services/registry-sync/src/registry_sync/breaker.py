@@ -85,6 +85,14 @@ class CircuitBreaker:
         """Return whether the attempt allowed last is the half-open probe."""
         return self._probing
 
+    def release_probe(self) -> None:
+        """The probe allowed last ended without a verdict (nothing to send after all, or an error
+        of ours, not the receiver's): let the next attempt be the probe, cooldown unchanged.
+
+        No-op unless a probe is out (a probe that recorded success or failure is no longer out).
+        """
+        self._probing = False
+
     def record_success(self) -> None:
         """A delivery reached the receiver: close."""
         self._failures = 0

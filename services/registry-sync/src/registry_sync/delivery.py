@@ -206,8 +206,9 @@ class Deliverer:
             async with gate:
                 if not self.breaker.allow():
                     return
+                probe = self.breaker.is_probe()  # no await since allow(): it is this attempt's
                 attempted += 1
-                await self.deliver(client, body_code)
+                await self.deliver(client, body_code, probe=probe)
 
         async with asyncio.TaskGroup() as group:
             for body_code in due:
@@ -239,12 +240,28 @@ class Deliverer:
     # -----------------------------------------------------------------------------------------
     # One body
 
-    async def deliver(self, client: httpx.AsyncClient, body_code: str) -> Outcome:
-        """Freeze (if needed), send and settle one version of one body."""
+    async def deliver(
+        self, client: httpx.AsyncClient, body_code: str, *, probe: bool | None = None
+    ) -> Outcome:
+        """Freeze (if needed), send and settle one version of one body.
+
+        `probe`: whether this attempt is the breaker's half-open probe (default: whether a probe
+        is out now). A probe that ends without the receiver's verdict (nothing to send, the row
+        locked by the projector, an error of ours) is released, or the breaker would wait for its
+        verdict forever and no delivery would ever be attempted again.
+        """
+        if probe is None:
+            probe = self.breaker.is_probe()
+        try:
+            return await self._deliver(client, body_code, probe)
+        finally:
+            if probe:
+                self.breaker.release_probe()
+
+    async def _deliver(self, client: httpx.AsyncClient, body_code: str, probe: bool) -> Outcome:
         frozen = await self.freeze(body_code)
         if frozen is None:
             return Outcome("nothing")
-        probe = self.breaker.is_probe()
         try:
             response = await self._send(client, frozen)
         except httpx.TransportError as exc:
