@@ -1,0 +1,169 @@
+"""A certified round: when a campaign closes, every body is pushed once more, a certified body with
+its table as of the certification's `covers_position` (basis "certified") and an uncertified one
+with its live table (basis "live"); later changes go out live again.
+
+An ad-hoc campaign is opened (CampaignOpened) and closed (CampaignClosed) on the compliance topic;
+one body certified its inventory (InventoryCertified, covering a store position) inside the
+campaign, after which its items changed. The expected tables are written out by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import pytest_asyncio
+
+from shared.events.compliance import CampaignClosed, CampaignOpened, ScopeKind
+from shared.events.equipment import InventoryCertified, ItemStatus, ItemStatusChanged, ItemWithdrawn
+from tests.conftest import DatabaseFactory
+from tests.integration.registry_sync.kit import (
+    SyncWorld,
+    assert_no_duplicate_application,
+    fresh_world,
+    item,
+    now,
+    unit,
+)
+from tests.receiver import Receiver
+
+pytestmark = pytest.mark.infra
+
+CERTIFIED, UNCERTIFIED = "0556001", "0556002"
+CAMPAIGN = "adhoc-rs-certified-round"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def world(
+    fresh_database: DatabaseFactory,
+    kafka_bootstrap: str,
+    run_id: str,
+    _created_topics: list[str],
+    tmp_path: Path,
+    receiver: Receiver,
+) -> AsyncIterator[SyncWorld]:
+    async with fresh_world(
+        f"cert{uuid4().hex[:6]}", fresh_database=fresh_database, kafka_bootstrap=kafka_bootstrap,
+        run_id=run_id, created_topics=_created_topics, tmp_path=tmp_path,
+        receiver_url=receiver.url,
+    ) as built:  # fmt: skip
+        yield built
+
+
+def table(held: dict[str, Any] | None) -> list[tuple[Any, ...]]:
+    assert held is not None
+    return [
+        (r["category_code"], r["manufacturer"], r["model"], r["acquisition_year"],
+         r["in_operation"], r["quantity"])
+        for r in held["rows"]
+    ]  # fmt: skip
+
+
+def stored_push(receiver: Receiver, code: str) -> dict[str, Any]:
+    """Return the whole push the receiver holds for `code` (its `certification` included)."""
+    connection = sqlite3.connect(receiver.db_path, timeout=10.0)
+    try:
+        (text,) = connection.execute(
+            "SELECT push FROM bodies WHERE body_code = ?", (code,)
+        ).fetchone()
+    finally:
+        connection.close()
+    push: dict[str, Any] = json.loads(text)
+    return push
+
+
+async def test_a_closed_campaign_sends_certified_and_live_tables(
+    world: SyncWorld, receiver: Receiver
+) -> None:
+    opened_at = now() - timedelta(days=1)
+    await world.emit(world.compliance, f"campaign:{CAMPAIGN}", [
+        CampaignOpened(campaign_id=CAMPAIGN, title="Έκτακτη απογραφή", opens_at=opened_at,
+                       deadline_at=now() + timedelta(days=10),
+                       deadline_on=(now() + timedelta(days=9)).date(), scope_kind=ScopeKind.ALL),
+    ])  # fmt: skip
+    for code in (CERTIFIED, UNCERTIFIED):
+        await world.emit(world.units, f"unit:{code}", [unit(code, f"ΣΧΟΛΕΙΟ {code}")])
+    laptops = [item(CERTIFIED, "laptop", "HP", "ProBook 450 G9", year=2023) for _ in range(2)]
+    printer = item(CERTIFIED, "printer", "Brother", "HL-L2350DW", year=2021)
+    other = item(UNCERTIFIED, "laptop", "Dell", "Latitude 3540", year=2024)
+    for registered in [*laptops, printer, other]:
+        covered = await world.emit(world.equipment, str(registered.item_id), [registered])
+    # The unit certifies what it holds now: its items up to store position `covered`.
+    certification_id = uuid4()
+    certified_at = now()
+    await world.emit(world.equipment, f"certification:{CERTIFIED}", [
+        InventoryCertified(unit_id=CERTIFIED, certification_id=certification_id,
+                           certified_at=certified_at, certified_on=certified_at.date(),
+                           signer_id="director-1", item_count=3, content_hash="ab" * 32,
+                           covers_position=covered),
+    ])  # fmt: skip
+    # Later changes, after the certification: a tablet, a broken printer, a withdrawn laptop.
+    tablet = item(CERTIFIED, "tablet", "Apple", "iPad 10", year=2025)
+    scanner = item(UNCERTIFIED, "scanner", "Epson", "DS-530", year=2023)
+    await world.emit(world.equipment, str(tablet.item_id), [tablet])
+    await world.emit(world.equipment, str(scanner.item_id), [scanner])
+    await world.emit(world.equipment, str(printer.item_id), [
+        ItemStatusChanged(item_id=printer.item_id, unit_id=CERTIFIED,
+                          from_status=ItemStatus.IN_USE, to_status=ItemStatus.OUT_OF_ORDER,
+                          reason="χαλασμένο", performed_on=date(2026, 11, 28)),
+    ])  # fmt: skip
+    await world.emit(world.equipment, str(laptops[0].item_id), [
+        ItemWithdrawn(item_id=laptops[0].item_id, unit_id=CERTIFIED,
+                      from_status=ItemStatus.IN_USE, decision_reference="Πράξη 3/2026",
+                      decided_on=date(2026, 11, 28), performed_on=date(2026, 11, 28)),
+    ])  # fmt: skip
+    await world.settle()
+    live_certified = [
+        ("LAPTOP", "HP", "ProBook 450 G9", 2023, True, 1),
+        ("PRINTER", "BROTHER", "HL-L2350DW", 2021, False, 1),
+        ("TABLET", "APPLE", "iPad 10", 2025, True, 1),
+    ]
+    live_uncertified = [
+        ("LAPTOP", "DELL", "Latitude 3540", 2024, True, 1),
+        ("SCANNER", "EPSON", "DS-530", 2023, True, 1),
+    ]
+    assert table(receiver.body(CERTIFIED)) == live_certified
+    assert {receiver.body(c)["basis"] for c in (CERTIFIED, UNCERTIFIED)} == {"live"}  # type: ignore[index]
+    before = {c: (await world.ledger_row(c)).acked_version for c in (CERTIFIED, UNCERTIFIED)}
+
+    await world.emit(world.compliance, f"campaign:{CAMPAIGN}", [
+        CampaignClosed(campaign_id=CAMPAIGN, closed_at=now()),
+    ])  # fmt: skip
+    await world.settle()
+    held = receiver.body(CERTIFIED)
+    assert held is not None
+    assert held["basis"] == "certified"
+    assert held["registry_version"] == before[CERTIFIED] + 1
+    assert table(held) == [  # as of the certification: no tablet, printer working, both laptops
+        ("LAPTOP", "HP", "ProBook 450 G9", 2023, True, 2),
+        ("PRINTER", "BROTHER", "HL-L2350DW", 2021, True, 1),
+    ]
+    push = stored_push(receiver, CERTIFIED)
+    assert push["certification"]["certification_id"] == str(certification_id)
+    assert push["certification"]["content_hash"] == "ab" * 32
+    assert push["certification"]["item_count"] == 3
+    held_other = receiver.body(UNCERTIFIED)
+    assert held_other is not None
+    assert held_other["basis"] == "live"
+    assert held_other["registry_version"] == before[UNCERTIFIED] + 1  # pushed in the round too
+    assert table(held_other) == live_uncertified
+    assert stored_push(receiver, UNCERTIFIED)["certification"] is None
+
+    # The next change goes out live again, with everything since.
+    router = item(CERTIFIED, "modem_router", "TP-Link", "Archer C6", year=2026)
+    await world.emit(world.equipment, str(router.item_id), [router])
+    await world.settle()
+    held = receiver.body(CERTIFIED)
+    assert held is not None
+    assert held["basis"] == "live"
+    assert table(held) == sorted(
+        [*live_certified, ("NETWORK", "TP-LINK", "Archer C6", 2026, True, 1)]
+    )
+    await world.assert_receiver_holds_our_view(receiver, [CERTIFIED, UNCERTIFIED])
+    assert_no_duplicate_application(receiver)
