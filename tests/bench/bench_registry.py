@@ -324,15 +324,21 @@ SETTLED = (
 
 
 async def settled(conn: psycopg.AsyncConnection[Any], bodies: int) -> bool:
-    """Return whether every body is in the ledger with its last version acknowledged."""
+    """Return whether every body is in the ledger, its last version acknowledged or parked."""
     cursor = await conn.execute(SETTLED)
     row = await cursor.fetchone()
     if row is None:
         return False
     done, total, parked = row
-    if parked:
-        raise RuntimeError(f"{parked} deliveries parked: the bench cannot settle")
-    return bool(total == bodies and done == bodies)
+    return bool(total == bodies and done + parked == bodies)
+
+
+async def parked_bodies(conn: psycopg.AsyncConnection[Any]) -> dict[str, str]:
+    """Return the parked bodies and why (a receiver's refusal parks a body at once)."""
+    cursor = await conn.execute(
+        "SELECT body_code, parked_reason FROM rs_ledger WHERE parked_at IS NOT NULL"
+    )
+    return {code: str(reason) for code, reason in await cursor.fetchall()}
 
 
 # --- part 2: the stream ------------------------------------------------------------------------
@@ -586,7 +592,7 @@ async def raw_put_latency(receiver: Receiver, samples: int) -> list[float]:
 # --- part 3: the full report and the receiver's raw capacity ----------------------------------
 
 
-async def full_report(registry_url: str, bodies: int) -> tuple[float, dict[str, int]]:
+async def full_report(registry_url: str, bodies: int, parked: int) -> tuple[float, dict[str, int]]:
     """Mark the certified round; return (seconds to every body acknowledged, outcomes, detail)."""
     engine = create_engine(registry_url, pool_size=1)
     try:
@@ -604,7 +610,7 @@ async def full_report(registry_url: str, bodies: int) -> tuple[float, dict[str, 
                 await scalar(
                     conn,
                     "SELECT count(*) = %s FROM rs_ledger WHERE acked_at >= to_timestamp(%s)",
-                    bodies,
+                    bodies - parked,
                     marked_at,
                 )
             )
@@ -789,8 +795,7 @@ async def run(  # noqa: PLR0915
                 lambda: settled(db, n_units), timeout_s=SETTLE_TIMEOUT_S, what="the first pushes"
             )
             first_ms = await scalar(
-                db,
-                "SELECT extract(epoch FROM max(acked_at))::float8 FROM rs_ledger",
+                db, "SELECT extract(epoch FROM max(acked_at))::float8 FROM rs_ledger"
             )
             initial_s = float(first_ms) - started
             note(
@@ -798,6 +803,12 @@ async def run(  # noqa: PLR0915
                 f" {n_units:,} bodies in {initial_s:.1f} s ({n_units / initial_s:,.0f} bodies/s,"
                 f" informative)"
             )
+            parked = await parked_bodies(db)
+            for code, reason in sorted(parked.items()):
+                note(f"PARKED at the first push (left out from now on): {code}: {reason[:160]}")
+            world.bodies = [code for code in world.bodies if code not in parked]
+            for code in parked:
+                world.held.pop(code, None)
             cursor = await db.execute("SELECT body_code, acked_version FROM rs_ledger")
             world.acked = dict(await cursor.fetchall())
 
@@ -845,12 +856,13 @@ async def run(  # noqa: PLR0915
             )
 
             out("part 3: the full periodic report (certified round of the last closed window)")
-            report_s, outcomes = await full_report(registry_url, n_units)
+            report_s, outcomes = await full_report(registry_url, n_units, len(parked))
             attempts = sum(outcomes.values())
             shown = ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items()))
             note(
-                f"full report: {n_units:,} bodies acknowledged in {report_s:.1f} s"
-                f" ({n_units / report_s:,.0f} bodies/s); {attempts:,} attempts: {shown}"
+                f"full report: {n_units - len(parked):,} bodies acknowledged in {report_s:.1f} s"
+                f" ({(n_units - len(parked)) / report_s:,.0f} bodies/s); {attempts:,} attempts:"
+                f" {shown}"
             )
             payloads = await asyncio.to_thread(held_payloads, receiver.db_path)
             out(f"part 3: baseline, {len(payloads):,} raw PUTs straight to the receiver")
@@ -892,7 +904,7 @@ async def run(  # noqa: PLR0915
         f"   (e2e p50 - lag p50 = {_median(stream.e2e_ms) - _median(stream.lag_ms):.0f} ms)"
     )
     out(f"{'ratio e2e p50 / raw PUT p50':<56} {_median(stream.e2e_ms) / _median(raw_ms):>8.1f}x")
-    delivery_rate, raw_rate = n_units / report_s, len(payloads) / raw_s
+    delivery_rate, raw_rate = (n_units - len(parked)) / report_s, len(payloads) / raw_s
     out(
         f"{'full report bodies/s / raw PUTs/s':<56} {delivery_rate / raw_rate:>8.1%}"
         f"   ({delivery_rate:,.0f} vs {raw_rate:,.0f} /s)"
@@ -910,7 +922,12 @@ async def run(  # noqa: PLR0915
     )
     verdict = "PASS" if duplicates == 0 else "FAIL  <<<"
     out(f"{'no key applied twice at the receiver':<56} {duplicates:>8}      {verdict}")
-    out(f"full report of {n_units:,} bodies: {report_s:.1f} s (no target: a figure to watch)")
+    verdict = "PASS" if not parked else "FAIL  <<<"
+    out(f"{'bodies the receiver refused (parked)':<56} {len(parked):>8}      {verdict}")
+    out(
+        f"full report of {n_units - len(parked):,} bodies: {report_s:.1f} s"
+        " (no target: a figure to watch)"
+    )
     out("=" * width)
 
 
