@@ -24,7 +24,9 @@ that are dropped at the end):
    - projection lag: 4 times a second the appended event is a probe, an item for a unit that only
      probes touch; the time from its append's commit until `/reports/not-completed.json?code=` shows
      the new item count (polled every 10 ms), p50/p95 (target p95 <= 1 s).
-4. Memory: peak RSS (VmHWM) of the API and worker processes, and of the bench process.
+4. Memory: peak RSS (VmHWM) of the API and worker processes, and of the bench process; CPU time
+   of the API (per report request) and of the worker (per event) while streaming, which varies
+   far less than wall time when other work shares the machine.
 
 How to read it: latencies are wall time on this machine with everything (PostgreSQL, Kafka, the
 two services and the bench's writer, relay and clients) sharing its CPUs. PASS/FAIL applies to the
@@ -255,6 +257,14 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) a process has used so far, in seconds (0 if unknown)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -609,6 +619,7 @@ async def bench_stream(
     directorate = max(tree.directorates, key=lambda code: len(tree.directorates[code]))
     probes = tree.directorates[directorate][:PROBE_UNITS]
     load_before = os.getloadavg()[0]
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     writing.set()
     watching = asyncio.create_task(watch_probes(compliance_url, probes, stream, writing))
     asking = asyncio.create_task(ask_reports(client, tree, loaded, stop_asking))
@@ -626,6 +637,7 @@ async def bench_stream(
         stop_asking.set()
         await relaying
         await store.close()
+    cpu_used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     print_report(
         args,
         header=header,
@@ -635,6 +647,7 @@ async def bench_stream(
         written_s=written_s,
         pids=pids,
         load=(load_before, os.getloadavg()[0]),
+        cpu_used=cpu_used,
     )
 
 
@@ -648,6 +661,7 @@ def print_report(
     written_s: float,
     pids: dict[str, int],
     load: tuple[float, float],
+    cpu_used: dict[str, float],
 ) -> None:
     """Print the figures and the verdicts."""
     load_before, load_after = load
@@ -696,6 +710,14 @@ def print_report(
         f" bench process {_maxrss_kib() / 1024:.0f} MiB;"
         f" 1-min load average {load_before:.1f} before the stream, {load_after:.1f} after"
         f" ({os.cpu_count()} CPUs)"
+    )
+    # CPU time, unlike wall time, hardly depends on what else the machine runs: compare runs by it.
+    requests = sum(len(v) for v in loaded.by_kind.values())
+    out(
+        f"CPU while streaming: compliance-api {cpu_used['compliance-api']:.1f} s"
+        f" ({cpu_used['compliance-api'] * 1000 / max(requests, 1):.1f} ms per report request),"
+        f" compliance-worker {cpu_used['compliance-worker']:.1f} s"
+        f" ({cpu_used['compliance-worker'] * 1e6 / max(stream.appended, 1):.0f} us per event)"
     )
     out("-" * width)
     report_p95 = percentile(filtered["loaded"], 0.95)
