@@ -1,6 +1,7 @@
 """A certified round: when a campaign closes, every body is pushed once more, a certified body with
 its table as of the certification's `covers_position` (basis "certified") and an uncertified one
-with its live table (basis "live"); later changes go out live again.
+with its live table (basis "live"); what changed since the certification follows at once as a live
+version, and later changes go out live again.
 
 An ad-hoc campaign is opened (CampaignOpened) and closed (CampaignClosed) on the compliance topic;
 one body certified its inventory (InventoryCertified, covering a store position) inside the
@@ -65,13 +66,16 @@ def table(held: dict[str, Any] | None) -> list[tuple[Any, ...]]:
     ]  # fmt: skip
 
 
-def stored_push(receiver: Receiver, code: str) -> dict[str, Any]:
-    """Return the whole push the receiver holds for `code` (its `certification` included)."""
+def stored_push(receiver: Receiver, code: str, version: int | None = None) -> dict[str, Any]:
+    """Return a whole push the receiver applied for `code`: `version`, else the one it holds."""
     connection = sqlite3.connect(receiver.db_path, timeout=10.0)
     try:
-        (text,) = connection.execute(
-            "SELECT push FROM bodies WHERE body_code = ?", (code,)
-        ).fetchone()
+        if version is None:
+            query = "SELECT push FROM bodies WHERE body_code = ?"
+            (text,) = connection.execute(query, (code,)).fetchone()
+        else:
+            query = "SELECT push FROM applied_pushes WHERE idempotency_key = ?"
+            (text,) = connection.execute(query, (f"{code}:{version}",)).fetchone()
     finally:
         connection.close()
     push: dict[str, Any] = json.loads(text)
@@ -136,18 +140,21 @@ async def test_a_closed_campaign_sends_certified_and_live_tables(
         CampaignClosed(campaign_id=CAMPAIGN, closed_at=now()),
     ])  # fmt: skip
     await world.settle()
-    held = receiver.body(CERTIFIED)
-    assert held is not None
-    assert held["basis"] == "certified"
-    assert held["registry_version"] == before[CERTIFIED] + 1
-    assert table(held) == [  # as of the certification: no tablet, printer working, both laptops
+    certified = stored_push(receiver, CERTIFIED, before[CERTIFIED] + 1)
+    assert certified["basis"] == "certified"
+    assert table(certified) == [  # as of the certification: no tablet, printer working, 2 laptops
         ("LAPTOP", "HP", "ProBook 450 G9", 2023, True, 2),
         ("PRINTER", "BROTHER", "HL-L2350DW", 2021, True, 1),
     ]
-    push = stored_push(receiver, CERTIFIED)
-    assert push["certification"]["certification_id"] == str(certification_id)
-    assert push["certification"]["content_hash"] == "ab" * 32
-    assert push["certification"]["item_count"] == 3
+    assert certified["certification"]["certification_id"] == str(certification_id)
+    assert certified["certification"]["content_hash"] == "ab" * 32
+    assert certified["certification"]["item_count"] == 3
+    # What changed since the certification still reaches the registry, as the next version.
+    held = receiver.body(CERTIFIED)
+    assert held is not None
+    assert held["registry_version"] == before[CERTIFIED] + 2
+    assert held["basis"] == "live"
+    assert table(held) == live_certified
     held_other = receiver.body(UNCERTIFIED)
     assert held_other is not None
     assert held_other["basis"] == "live"

@@ -43,8 +43,10 @@ def test_missing_field_is_refused() -> None:
         ({"registry_version": "7"}, "registry_version"),  # no coercion from strings
         ({"registry_version": 0}, "registry_version"),
         ({"registry_version": 1.0}, "registry_version"),
-        ({"body_code": "551010"}, "body_code"),  # 6 digits
-        ({"body_code": "IDG0019"}, "body_code"),
+        ({"body_code": "-551010"}, "body_code"),  # must start with a letter or digit
+        ({"body_code": "0551 010"}, "body_code"),
+        ({"body_code": "ΓΥΜ0019"}, "body_code"),  # Latin letters only
+        ({"body_code": "0" * 33}, "body_code"),
         ({"merged_into": "0551010 "}, "merged_into"),
         ({"body_status": "closed"}, "body_status"),
         ({"basis": "estimated"}, "basis"),

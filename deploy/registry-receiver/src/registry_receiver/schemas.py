@@ -21,7 +21,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-BODY_CODE_PATTERN = r"^(?:[0-9]{7,8}|SEK[0-9]{1,6}|[a-z]{3,10}[0-9]{0,4})$"
+BODY_CODE_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z_-]{0,31}$"
 HASH_PATTERN = r"^[0-9a-f]{64}$"
 CATEGORY_CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,31}$"
 MAX_ROWS = 10_000

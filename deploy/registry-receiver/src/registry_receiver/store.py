@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS applied_keys (
     applied          INTEGER NOT NULL,
     first_applied_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS applied_pushes (
+    idempotency_key  TEXT PRIMARY KEY,
+    body_code        TEXT NOT NULL,
+    registry_version INTEGER NOT NULL,
+    basis            TEXT NOT NULL,
+    received_at      TEXT NOT NULL,
+    push             TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -213,6 +221,7 @@ class Store:
         with self._transaction() as db:
             db.execute("DELETE FROM bodies")
             db.execute("DELETE FROM applied_keys")
+            db.execute("DELETE FROM applied_pushes")
             db.execute("DELETE FROM counters")
 
     def stats(self) -> Stats:
@@ -256,6 +265,19 @@ def _apply(db: sqlite3.Connection, push: TablePush, *, received_at: datetime) ->
         " first_applied_at) VALUES (?, ?, ?, 1, ?)"
         " ON CONFLICT (idempotency_key) DO UPDATE SET applied = applied + 1",
         (push.idempotency_key, push.body_code, push.registry_version, received_at.isoformat()),
+    )
+    # Every applied push, whole: what a registry received and when (an audit of the feed).
+    db.execute(
+        "INSERT OR IGNORE INTO applied_pushes (idempotency_key, body_code, registry_version, basis,"
+        " received_at, push) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            push.idempotency_key,
+            push.body_code,
+            push.registry_version,
+            push.basis.value,
+            received_at.isoformat(),
+            push.model_dump_json(),
+        ),
     )
     _increment(db, APPLIED)
 

@@ -320,17 +320,24 @@ class Deliverer:
                 mapping_version=self._mapping.version,
             )
             since = row.dirty_since or now
+            built, still_dirty = row.wanted_seq, None
+            if snapshot.basis == "certified":
+                # The certified table is the inventory as certified; changes since then must
+                # still reach the registry, as the next (live) version.
+                live = await read_body(conn, body_code, mapping=self._mapping)
+                if live is not None and live.table.content_hash != snapshot.table.content_hash:
+                    built, still_dirty = row.wanted_seq - 1, now
             await conn.execute(
                 update(ledger)
                 .where(ledger.c.body_code == body_code)
                 .values(
-                    built_seq=row.wanted_seq,
+                    built_seq=built,
                     last_version=version,
                     inflight_version=version,
                     inflight_payload=payload,
                     inflight_hash=payload["content_hash"],
                     inflight_since=since,
-                    dirty_since=None,
+                    dirty_since=still_dirty,
                     certified_campaign=None,
                     attempts=0,
                     next_attempt_at=None,

@@ -27,6 +27,7 @@ class Settings(DatabaseSettings, KafkaSettings, HttpSettings, AuthSettings):
     delivery_backoff_max_s: float = 300.0
     breaker_threshold: int = 5
     breaker_cooldown_s: float = 2.0
+    breaker_max_cooldown_s: float = 60.0
     # How often the whole registry is compared with the ledger (seconds; 0: only on request).
     reconcile_interval_s: float = 3600.0
     # How often the worker checks whether a regular window closed (its certified reports).
@@ -42,6 +43,7 @@ class Settings(DatabaseSettings, KafkaSettings, HttpSettings, AuthSettings):
             backoff_max_s=self.delivery_backoff_max_s,
             breaker_threshold=self.breaker_threshold,
             breaker_cooldown_s=self.breaker_cooldown_s,
+            breaker_max_cooldown_s=self.breaker_max_cooldown_s,
         )
 
     def readiness_topics(self) -> tuple[str, ...]:
