@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -21,6 +21,8 @@ from uuid import uuid4
 import pytest
 import pytest_asyncio
 
+from registry_sync.worker import close_windows_once
+from shared.clock import FixedClock
 from shared.events.compliance import CampaignClosed, CampaignOpened, ScopeKind
 from shared.events.equipment import InventoryCertified, ItemStatus, ItemStatusChanged, ItemWithdrawn
 from tests.conftest import DatabaseFactory
@@ -173,4 +175,26 @@ async def test_a_closed_campaign_sends_certified_and_live_tables(
         [*live_certified, ("NETWORK", "TP-LINK", "Archer C6", 2026, True, 1)]
     )
     await world.assert_receiver_holds_our_view(receiver, [CERTIFIED, UNCERTIFIED])
+    assert_no_duplicate_application(receiver)
+
+
+async def test_a_regular_window_closing_marks_one_round_for_every_body(
+    world: SyncWorld, receiver: Receiver
+) -> None:
+    for code in (CERTIFIED, UNCERTIFIED):
+        await world.emit(world.units, f"unit:{code}", [unit(code, f"ΣΧΟΛΕΙΟ {code}")])
+    await world.settle()
+    before = {c: (await world.ledger_row(c)).acked_version for c in (CERTIFIED, UNCERTIFIED)}
+    # One second after the December 2026 window's deadline (1 January 2027, 00:00 Athens).
+    after_deadline = FixedClock(datetime(2026, 12, 31, 22, 0, 1, tzinfo=UTC))
+
+    assert await close_windows_once(world.engine, after_deadline) is True
+    assert await close_windows_once(world.engine, after_deadline) is False  # once per window
+    await world.settle()
+
+    for code in (CERTIFIED, UNCERTIFIED):
+        held = receiver.body(code)
+        assert held is not None
+        assert held["registry_version"] == before[code] + 1
+        assert held["basis"] == "live"  # neither certified inside the December window
     assert_no_duplicate_application(receiver)
