@@ -8,15 +8,19 @@ written out by hand from the mapping rules (DESIGN.md), not computed by the code
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import openpyxl
 import pytest
 import pytest_asyncio
 
+from registry_sync.render import BODY_HEADERS, HEADERS
 from shared.events.equipment import (
     ItemBundled,
     ItemDetailsCorrected,
@@ -176,3 +180,36 @@ async def test_the_receiver_holds_exactly_the_expected_tables(
         ("withdrawn", 1),
     }
     assert datetime.fromisoformat(held_a["as_of"]) <= datetime.now(UTC)
+
+    await check_exports(world)
+
+
+async def check_exports(world: SyncWorld) -> None:
+    """The same tables as the registry's Greek spreadsheet: one body, then every body, streamed."""
+    csv_answer = await world.client.get(f"/registry/bodies/{A}/table.csv", headers=world.token())
+    assert csv_answer.status_code == 200, csv_answer.text
+    lines = list(csv.reader(io.StringIO(csv_answer.content.decode("utf-8-sig"))))
+    assert lines[0] == list(HEADERS)
+    assert lines[1:] == [
+        ["1", "Επιτραπέζιοι υπολογιστές", "DELL", "OptiPlex 7090", "2021", "1", "ΝΑΙ"],
+        ["2", "Φορητοί υπολογιστές", "HP", "ProBook 450 G8", "2020", "2", "ΝΑΙ"],
+        ["3", "Εκτυπωτές", "BROTHER", "HL-L2350DW", "2019", "1", "ΟΧΙ"],
+    ]
+    export = await world.client.get("/registry/export.csv", headers=world.token())
+    assert export.status_code == 200, export.text
+    exported = list(csv.reader(io.StringIO(export.content.decode("utf-8-sig"))))
+    assert exported[0] == [*BODY_HEADERS, *HEADERS]
+    assert sorted((row[0], row[4], int(row[7])) for row in exported[1:]) == [
+        (A, "BROTHER", 1), (A, "DELL", 1), (A, "HP", 2),
+        (B, "AOC", 1), (B, "CISCO", 1), (B, "HP", 1),
+    ]  # fmt: skip
+    workbook_answer = await world.client.get("/registry/export.xlsx", headers=world.token())
+    assert workbook_answer.status_code == 200
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook_answer.content), read_only=True).active
+    assert sheet is not None
+    values = [tuple(row) for row in sheet.iter_rows(values_only=True)]
+    assert values[0] == (*BODY_HEADERS, *HEADERS)
+    assert len(values) == 1 + 6
+    single = await world.client.get(f"/registry/bodies/{B}/table.xlsx", headers=world.token())
+    assert single.status_code == 200
+    assert single.headers["content-type"].startswith("application/vnd.openxmlformats")
