@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import uuid
 from collections.abc import Sequence
@@ -127,6 +128,8 @@ def worker_cli(settings: Settings, argv: Sequence[str] | None = None) -> int:
     )
     clock = clock_from_env()
     mapping = load_mapping()
+    # One line per push is the delivery log's job (rs_delivery_log), not the process log's.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def main() -> None:
         stop = asyncio.Event()
