@@ -946,6 +946,10 @@ def parse_args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    # SIGTERM (and SIGINT, which a background job ignores) unwind like Ctrl-C, so the finally
+    # blocks stop the worker and the receiver and drop the databases and topics.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         asyncio.run(main(parse_args()))
     except RuntimeError as exc:
