@@ -15,7 +15,9 @@ that are dropped at the end):
 3. Stream, `--seconds` long: equipment events appended to an equipment event store at `--rate`
    per second (one append per event, paced; mostly `ItemRegistered` to random schools, 1 in 50 an
    `InventoryCertified`), relayed by the kernel's `OutboxRelay` to the equipment topic, folded by
-   the worker. Meanwhile:
+   the worker. The writer, its relay and the probe watcher run in a process of their own (as the
+   equipment service does), so their work never delays the report client's reading of a
+   response. Meanwhile:
    - report latency: one client sends not-completed report requests in turn, with filters
      (directorate, region, unit type within a directorate, code prefix, accent-free search, the
      HTML first page with and without a filter), timing each full response; p50/p95 per kind and
@@ -25,8 +27,9 @@ that are dropped at the end):
      probes touch; the time from its append's commit until `/reports/not-completed.json?code=` shows
      the new item count (polled every 10 ms), p50/p95 (target p95 <= 1 s).
 4. Memory: peak RSS (VmHWM) of the API and worker processes, and of the bench process; CPU time
-   of the API (per report request) and of the worker (per event) while streaming, which varies
-   far less than wall time when other work shares the machine.
+   of the API and of its PostgreSQL sessions (per report request), of the bench's report client,
+   and of the worker (per event) while streaming, which varies far less than wall time when other
+   work shares the machine; how late the client's own event loop woke up; the slowest requests.
 
 How to read it: latencies are wall time on this machine with everything (PostgreSQL, Kafka, the
 two services and the bench's writer, relay and clients) sharing its CPUs. PASS/FAIL applies to the
@@ -44,6 +47,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import multiprocessing
 import os
 import platform
 import random
@@ -59,6 +63,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -283,11 +288,13 @@ async def services(env: dict[str, str], logs: Path) -> AsyncIterator[dict[str, i
     handles = []
     try:
         for name in ("compliance-worker", "compliance-api"):
+            # PGAPPNAME names each process's PostgreSQL sessions (the API's server-side CPU).
+            process_env = {**env, "PGAPPNAME": name}
             handle = (logs / f"{name}.log").open("wb")
             handles.append(handle)
             processes[name] = subprocess.Popen(  # noqa: ASYNC220  (our own console scripts)
                 [str(ROOT / ".venv" / "bin" / name)],
-                env=env,
+                env=process_env,
                 cwd=ROOT,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
@@ -317,6 +324,31 @@ async def wait_until(check: Any, *, timeout_s: float, what: str) -> float:
             raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         await asyncio.sleep(0.2)
     return time.perf_counter() - started
+
+
+async def backend_pids(url: str, application: str) -> set[int]:
+    """Return the PostgreSQL server processes serving `application` (its PGAPPNAME)."""
+    async with await psycopg.AsyncConnection.connect(libpq_url(url), autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application,)
+        )
+        return {int(row[0]) for row in await cursor.fetchall()}
+
+
+class LoopLag:
+    """How late the bench client's own event loop wakes up (its share of a report's latency)."""
+
+    TICK_S = 0.005
+
+    def __init__(self) -> None:
+        self.lags_ms: list[float] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sleep a tick at a time until `stop`, recording how late each wake-up came."""
+        while not stop.is_set():
+            asked = time.perf_counter()
+            await asyncio.sleep(self.TICK_S)
+            self.lags_ms.append((time.perf_counter() - asked - self.TICK_S) * 1000)
 
 
 async def outbox_backlog(url: str) -> int:
@@ -399,7 +431,7 @@ async def watch_probes(
 
 async def write_stream(
     store: EventStore,
-    tree: Tree,
+    others: list[str],
     probes: list[str],
     *,
     rate: float,
@@ -408,7 +440,6 @@ async def write_stream(
 ) -> None:
     """Append `rate` events a second for `seconds`, paced; every PROBE_EVERY-th is a probe."""
     rng = random.Random(6)
-    others = [code for code in tree.schools if code not in set(probes)]
     probe_counts: dict[str, int] = defaultdict(int)
     clock = SystemClock()
     today = clock.today()
@@ -438,11 +469,79 @@ async def write_stream(
         stream.appended += 1
 
 
+@dataclass(frozen=True)
+class WriterPlan:
+    """What the writer process does: where it appends, relays and probes, and how fast."""
+
+    equipment_url: str
+    compliance_url: str
+    bootstrap: str
+    equipment_topic: str
+    others: list[str]
+    probes: list[str]
+    rate: float
+    seconds: float
+
+
+async def _write_and_probe(plan: WriterPlan) -> tuple[Stream, float]:
+    store = await EventStore.open(plan.equipment_url, source=EQUIPMENT_SOURCE, clock=SystemClock())
+    relay = OutboxRelay(
+        plan.equipment_url,
+        topic=plan.equipment_topic,
+        bootstrap_servers=plan.bootstrap,
+        source=EQUIPMENT_SOURCE,
+    )
+    stop_relay, writing = asyncio.Event(), asyncio.Event()
+    relaying = asyncio.create_task(relay.run(stop_relay))
+    # Warm up before the clock starts: one event through the relay, so the producer is connected.
+    await store.append(
+        "bench-warm-up", [item(plan.others[0], 0, SystemClock().today())], expected_version=None
+    )
+    async with asyncio.timeout(60):
+        while await relay.backlog():  # noqa: ASYNC110  (a table to poll, no event to wait on)
+            await asyncio.sleep(0.05)
+    stream = Stream()
+    writing.set()
+    watching = asyncio.create_task(watch_probes(plan.compliance_url, plan.probes, stream, writing))
+    started = time.perf_counter()
+    try:
+        await write_stream(
+            store, plan.others, plan.probes, rate=plan.rate, seconds=plan.seconds, stream=stream
+        )
+        written_s = time.perf_counter() - started
+        writing.clear()
+        await watching
+    finally:
+        writing.clear()
+        stop_relay.set()
+        await relaying
+        await store.close()
+    stream.pending = []
+    return stream, written_s
+
+
+def writer_process(plan: WriterPlan, results: Connection) -> None:
+    """Append the stream, relay it to Kafka and time the probes: a process of its own.
+
+    Why a process: the equipment service that produces these events runs elsewhere; in the report
+    client's event loop its appends, relay and probe polling would delay the reading of responses
+    and count as report latency.
+    """
+    try:
+        results.send(asyncio.run(_write_and_probe(plan)))
+    except Exception as exc:  # reported by the parent, which owns the bench's exit status
+        results.send(RuntimeError(f"writer process: {type(exc).__name__}: {exc}"))
+    finally:
+        results.close()
+
+
 @dataclass
 class Latencies:
-    """Report response times per kind of request (ms)."""
+    """Report response times per kind of request (ms), and each timed request in order."""
 
     by_kind: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # (seconds since the first request, kind, query string, ms)
+    timeline: list[tuple[float, str, str, float]] = field(default_factory=list)
 
 
 async def ask_reports(
@@ -468,6 +567,7 @@ async def ask_reports(
         "html directorate",
     ]
     turn = 0
+    first = time.perf_counter()
     while not stop.is_set() and (rounds is None or turn < rounds * len(kinds)):
         kind = kinds[turn % len(kinds)]
         turn += 1
@@ -495,6 +595,8 @@ async def ask_reports(
         if response.status_code != 200:
             raise RuntimeError(f"{path} {params}: {response.status_code} {response.text[:300]}")
         latencies.by_kind[kind].append(elapsed)
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        latencies.timeline.append((started - first, kind, query, elapsed))
         if turn % 20 == 0:  # now and then the whole list, unfiltered (informative)
             started = time.perf_counter()
             response = await client.get("/reports/not-completed.json")
@@ -533,8 +635,9 @@ async def main(args: argparse.Namespace) -> None:
 
             issuer = load_or_create(Path(tmp) / "issuer")
             port = free_port()
+            base_env = {**os.environ, "OTEL_SDK_DISABLED": "true"}
             env = {
-                **os.environ,
+                **base_env,
                 "COMPLIANCE_DATABASE_URL": compliance_url,
                 "COMPLIANCE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "COMPLIANCE_UNITS_TOPIC": topics[0],
@@ -544,7 +647,6 @@ async def main(args: argparse.Namespace) -> None:
                 "COMPLIANCE_AUTH_ISSUER": issuer.issuer,
                 "COMPLIANCE_AUTH_AUDIENCE": issuer.audience,
                 "COMPLIANCE_AUTH_JWKS_FILE": str(Path(tmp) / "issuer" / "jwks.json"),
-                "OTEL_SDK_DISABLED": "true",
             }
             out("part 2: compliance-worker and compliance-api")
             async with (
@@ -609,34 +711,46 @@ async def bench_stream(
     idle = Latencies()
     await ask_reports(client, tree, idle, asyncio.Event(), rounds=args.idle_rounds)
     out(f"part 4: {args.rate:.0f} equipment events/s for {args.seconds:.0f} s, reports asked")
-    store = await EventStore.open(equipment_url, source=EQUIPMENT_SOURCE, clock=SystemClock())
-    relay = OutboxRelay(
-        equipment_url, topic=equipment_topic, bootstrap_servers=bootstrap, source=EQUIPMENT_SOURCE
-    )
-    stop_relay, stop_asking, writing = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    relaying = asyncio.create_task(relay.run(stop_relay))
-    stream, loaded = Stream(), Latencies()
     directorate = max(tree.directorates, key=lambda code: len(tree.directorates[code]))
     probes = tree.directorates[directorate][:PROBE_UNITS]
+    plan = WriterPlan(
+        equipment_url=equipment_url,
+        compliance_url=compliance_url,
+        bootstrap=bootstrap,
+        equipment_topic=equipment_topic,
+        others=[code for code in tree.schools if code not in set(probes)],
+        probes=probes,
+        rate=args.rate,
+        seconds=args.seconds,
+    )
+    context = multiprocessing.get_context("spawn")
+    receiving, sending = context.Pipe(duplex=False)
+    writer = context.Process(target=writer_process, args=(plan, sending), name="bench-writer")
+    loaded, stop_asking = Latencies(), asyncio.Event()
     load_before = os.getloadavg()[0]
+    api_backends = await backend_pids(compliance_url, "compliance-api")
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    writing.set()
-    watching = asyncio.create_task(watch_probes(compliance_url, probes, stream, writing))
+    backends_before = {pid: cpu_seconds(pid) for pid in api_backends}
+    client_before = time.process_time()
+    writer.start()
+    sending.close()
+    lag = LoopLag()
+    lagging = asyncio.create_task(lag.run(stop_asking))
     asking = asyncio.create_task(ask_reports(client, tree, loaded, stop_asking))
-    started = time.perf_counter()
     try:
-        await write_stream(store, tree, probes, rate=args.rate, seconds=args.seconds, stream=stream)
-        written_s = time.perf_counter() - started
-        writing.clear()
-        await watching
+        result = await asyncio.to_thread(receiving.recv)
+    finally:
         stop_asking.set()
         await asking
-    finally:
-        writing.clear()
-        stop_relay.set()
-        stop_asking.set()
-        await relaying
-        await store.close()
+        await lagging
+        await asyncio.to_thread(writer.join, 60)
+        receiving.close()
+    if isinstance(result, Exception):
+        raise RuntimeError(str(result))
+    stream, written_s = result
+    client_cpu = time.process_time() - client_before
+    api_backends |= await backend_pids(compliance_url, "compliance-api")
+    backend_cpu = sum(cpu_seconds(pid) - backends_before.get(pid, 0.0) for pid in api_backends)
     cpu_used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     print_report(
         args,
@@ -647,7 +761,8 @@ async def bench_stream(
         written_s=written_s,
         pids=pids,
         load=(load_before, os.getloadavg()[0]),
-        cpu_used=cpu_used,
+        cpu_used=cpu_used | {"api backends": backend_cpu, "bench client": client_cpu},
+        client_lag=lag.lags_ms,
     )
 
 
@@ -662,6 +777,7 @@ def print_report(
     pids: dict[str, int],
     load: tuple[float, float],
     cpu_used: dict[str, float],
+    client_lag: list[float],
 ) -> None:
     """Print the figures and the verdicts."""
     load_before, load_after = load
@@ -713,12 +829,25 @@ def print_report(
     )
     # CPU time, unlike wall time, hardly depends on what else the machine runs: compare runs by it.
     requests = sum(len(v) for v in loaded.by_kind.values())
+    per_request = 1000 / max(requests, 1)
     out(
         f"CPU while streaming: compliance-api {cpu_used['compliance-api']:.1f} s"
-        f" ({cpu_used['compliance-api'] * 1000 / max(requests, 1):.1f} ms per report request),"
+        f" ({cpu_used['compliance-api'] * per_request:.1f} ms per report request),"
+        f" its PostgreSQL sessions {cpu_used['api backends']:.1f} s"
+        f" ({cpu_used['api backends'] * per_request:.1f} ms per request),"
+        f" the bench's report client {cpu_used['bench client']:.1f} s"
+        f" ({cpu_used['bench client'] * per_request:.1f} ms per request);"
         f" compliance-worker {cpu_used['compliance-worker']:.1f} s"
         f" ({cpu_used['compliance-worker'] * 1e6 / max(stream.appended, 1):.0f} us per event)"
     )
+    out(
+        f"report client's event loop, late wake-ups while streaming: p50 {_median(client_lag):.1f}"
+        f" ms, p95 {percentile(client_lag, 0.95):.1f} ms, max {max(client_lag, default=0):.1f} ms"
+    )
+    slowest = sorted(loaded.timeline, key=lambda entry: -entry[3])[:8]
+    out("slowest filtered requests while streaming (s into the stream, kind, query, ms):")
+    for at, kind, query, elapsed in slowest:
+        out(f"  {at:6.1f}  {kind:<22} {query[:40]:<40} {elapsed:7.1f}")
     out("-" * width)
     report_p95 = percentile(filtered["loaded"], 0.95)
     lag_p95 = percentile(lags, 0.95) if not stream.lost else float("inf")
