@@ -26,11 +26,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from compliance import dashboards, domain, handlers, reports, views
 from compliance.commands import CloseCampaign, ExtendDeadline, OpenCampaign
-from compliance.report_memo import TreeMemo
+from compliance.report_memo import TreeChoices, TreeMemo
 from compliance.reports import ReportKind, ReportRequest, SortKey
 from compliance.settings import Settings
 from compliance.windows import previous_windows
@@ -56,17 +57,24 @@ PUBLIC_CACHE = "public, max-age=15"
 # Dependencies
 
 
-def _settings(request: Request) -> Settings:
+# `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread, two thread
+# hand-offs per request for an attribute read.
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+async def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     factory: async_sessionmaker[AsyncSession] = request.app.state.sessions
     return factory
 
 
-def _tree_memo(request: Request) -> TreeMemo:
+async def _report_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = request.app.state.report_sessions
+    return factory
+
+
+async def _tree_memo(request: Request) -> TreeMemo:
     """Return the process's `TreeMemo` (made on first use: it only caches, nothing to open)."""
     memo: TreeMemo | None = getattr(request.app.state, "report_tree_memo", None)
     if memo is None:
@@ -76,6 +84,9 @@ def _tree_memo(request: Request) -> TreeMemo:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
+# The public reports' sessions: autocommit, no pre-ping (`compliance.main`): each statement is a
+# round trip of its own, without BEGIN, ROLLBACK or a ping around them.
+ReportSessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_report_sessions)]
 TreeMemoDep = Annotated[TreeMemo, Depends(_tree_memo)]
 
 
@@ -151,9 +162,8 @@ PerPage = Annotated[int | None, Query(ge=1, le=reports.MAX_PER_PAGE)]
 async def report(
     kind: Literal["not-completed", "completed"],
     fmt: Literal["html", "csv", "json"],
-    request: Request,
-    session: SessionDep,
     sessions: SessionsDep,
+    report_sessions: ReportSessionsDep,
     clock: ClockDep,
     settings: SettingsDep,
     memo: TreeMemoDep,
@@ -178,10 +188,7 @@ async def report(
     now = clock.now()
     if fmt == "csv":
         return _csv_response(sessions, asked, now, filename=f"{kind}.csv")
-    choices = await memo.choices(session)
-    built = await reports.build_report(
-        session, asked, now=now, choices=choices, rows_as_json=fmt == "json"
-    )
+    built, choices = await _read_report(report_sessions, memo, asked, now, as_json=fmt == "json")
     if fmt == "json":
         return Response(
             reports.render_json(built),
@@ -197,6 +204,35 @@ async def report(
     return Response(
         page_html, media_type="text/html; charset=utf-8", headers={"Cache-Control": PUBLIC_CACHE}
     )
+
+
+async def _read_report(
+    sessions: async_sessionmaker[AsyncSession],
+    memo: TreeMemo,
+    asked: ReportRequest,
+    now: datetime,
+    *,
+    as_json: bool,
+) -> tuple[reports.Report, TreeChoices]:
+    """Build a report; once more on a fresh connection if the first had gone stale (a read)."""
+    chosen = reports.chosen_campaign_id(asked.campaign_id, now)
+    for is_last in (False, True):
+        try:
+            async with sessions() as session:
+                choices, campaign = await memo.choices_and_campaign(session, chosen)
+                if campaign is None:
+                    raise reports.UnknownCampaignError(chosen)
+                built = await reports.build_report(
+                    session, asked, now=now, choices=choices, campaign=campaign,
+                    rows_as_json=as_json,
+                )  # fmt: skip
+                return built, choices
+        except DBAPIError as exc:
+            # No pre-ping on these connections: after a PostgreSQL restart the first statement on
+            # a stale one fails, the pool drops the stale ones, and the read is safe to repeat.
+            if is_last or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _csv_response(

@@ -28,7 +28,7 @@ from shared import authz
 from shared.auth import TokenVerifier, use_token_verifier
 from shared.clock import Clock, clock_from_env
 from shared.consumer import Projection
-from shared.db import session_factory
+from shared.db import create_engine, session_factory
 from shared.eventstore import EventStore, libpq_url
 from shared.web import create_service_app, open_infrastructure
 
@@ -63,6 +63,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             app, resolved, resolved, topics=resolved.readiness_topics(), service="compliance"
         ):
             app.state.sessions = session_factory(app.state.engine)
+            # The public reports read in autocommit (each statement its own snapshot, as under
+            # READ COMMITTED before) and without a pre-ping: no BEGIN, ROLLBACK or ping round
+            # trips around their statements (`compliance.api._read_report` retries a stale one).
+            report_engine = create_engine(
+                resolved.database_url, pool_size=resolved.database_pool_size, pre_ping=False
+            )
+            app.state.report_sessions = session_factory(
+                report_engine.execution_options(isolation_level="AUTOCOMMIT")
+            )
             store = await open_store(resolved, clock)
             verifier = TokenVerifier(resolved, clock=clock)
             app.state.store = store
@@ -76,6 +85,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             finally:
                 await verifier.aclose()
                 await store.close()
+                await report_engine.dispose()
 
     app = create_service_app(
         title="ICT Cadastre: compliance", description=DESCRIPTION, lifespan=lifespan

@@ -1,16 +1,19 @@
-"""What the public reports keep between requests while the unit directory stands still.
+"""What the public reports keep between requests while the unit directory and campaigns stand still.
 
 Why this exists: the filter form's choices (regions, directorates) and the list of unit types are
 DISTINCTs over every unit, about 5 ms a request together, yet they change only when a units event
-is projected. The projector renews the "units" change mark in the same transaction as any change
-of the unit directory (`compliance.views.change_marks_view`); a process keeps the choices under the
-mark it read *before* reading them, so an answer never shows a directory older than the last batch
-applied (at worst, choices newer than their key are read once more on the next request).
+is projected; a campaign with its extensions is two more queries per request, and changes only
+with a campaign event. The projector renews the "units" and "campaigns" change marks in the same
+transaction as any change of those parts (`compliance.views.change_marks_view`); a process keeps
+what it read under the marks it read *before* reading it (both marks in one query per request),
+so an answer never shows a directory or a campaign older than the last batch applied (at worst,
+values newer than their key are read once more on the next request).
 
 Usage::
 
     memo = TreeMemo()                       # one per process (the API keeps it on app.state)
     choices = await memo.choices(session)   # TreeChoices: unit_types, regions, directorates
+    choices, campaign = await memo.choices_and_campaign(session, "window-2026-12")
 """
 
 from __future__ import annotations
@@ -22,11 +25,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from compliance import views
+from compliance.windows import Campaign
 from shared.greek import sort_key
 
 _UNITS_MARK = select(views.change_marks_view.c.token).where(
     views.change_marks_view.c.part == views.UNITS_PART
 )
+# Every mark in one round trip (the table holds one row per part: a handful).
+_MARKS = select(views.change_marks_view.c.part, views.change_marks_view.c.token)
+# Campaigns kept per campaigns mark: the current windows and the ad-hoc campaigns people ask for.
+MAX_CAMPAIGNS_KEPT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +82,33 @@ async def region_and_directorate_options(
 
 
 class TreeMemo:
-    """The last `TreeChoices` read, with the units mark it was read under."""
+    """The last `TreeChoices` read, with the units mark it was read under; campaigns likewise."""
 
     def __init__(self) -> None:
         self._kept: tuple[UUID | None, TreeChoices] | None = None
+        self._campaigns_mark: UUID | None = None
+        self._campaigns: dict[str, Campaign | None] = {}
 
     async def choices(self, session: AsyncSession) -> TreeChoices:
         """Return the choices, read again only if the unit directory changed since last time."""
-        mark = await units_mark(session)
+        return await self._choices(session, await units_mark(session))
+
+    async def choices_and_campaign(
+        self, session: AsyncSession, campaign_id: str
+    ) -> tuple[TreeChoices, Campaign | None]:
+        """Return the choices and a campaign (None if unknown), each read again only if changed."""
+        marks: dict[str, UUID] = dict((await session.execute(_MARKS)).tuples().all())
+        choices = await self._choices(session, marks.get(views.UNITS_PART))
+        mark = marks.get(views.CAMPAIGNS_PART)
+        if mark != self._campaigns_mark or len(self._campaigns) >= MAX_CAMPAIGNS_KEPT:
+            self._campaigns = {}
+            self._campaigns_mark = mark
+        if campaign_id in self._campaigns:
+            return choices, self._campaigns[campaign_id]
+        campaign = self._campaigns[campaign_id] = await views.load_campaign(session, campaign_id)
+        return choices, campaign
+
+    async def _choices(self, session: AsyncSession, mark: UUID | None) -> TreeChoices:
         kept = self._kept
         if kept is not None and kept[0] == mark:
             return kept[1]

@@ -183,11 +183,16 @@ class UnknownCampaignError(LookupError):
     """The report asked for a campaign that is neither a regular window nor a projected one."""
 
 
+def chosen_campaign_id(campaign_id: str | None, now: datetime) -> str:
+    """Return the campaign a report is about: the one asked for, or the current regular window."""
+    return campaign_id or current_window(now).campaign_id
+
+
 async def resolve_campaign(
     session: AsyncSession, campaign_id: str | None, now: datetime
 ) -> Campaign:
     """Return the asked campaign, or the current regular window (with its extensions)."""
-    chosen = campaign_id or current_window(now).campaign_id
+    chosen = chosen_campaign_id(campaign_id, now)
     campaign = await views.load_campaign(session, chosen)
     if campaign is None:
         raise UnknownCampaignError(chosen)
@@ -447,18 +452,21 @@ async def build_report(
     *,
     now: datetime,
     choices: TreeChoices | None = None,
+    campaign: Campaign | None = None,
     rows_as_json: bool = False,
 ) -> Report:
     """Compute a report (counts and one page of rows, or every row) from the projection.
 
-    `choices` (the unit types) as kept by a `compliance.report_memo.TreeMemo`; read if None.
+    `choices` (the unit types) and `campaign` (the one `request` asks for, as `resolve_campaign`
+    gives it) as kept by a `compliance.report_memo.TreeMemo`; read if None.
     `rows_as_json`: the rows come as `Report.rows_json` (for `render_json` only).
 
     Counts and the choice of a page's units read the lean form of the units' state (the unit
     directory and the campaign's certifications, the page an index scan in name order); only the
     rows shown are read in full.
     """
-    campaign = await resolve_campaign(session, request.campaign_id, now)
+    if campaign is None:
+        campaign = await resolve_campaign(session, request.campaign_id, now)
     statements = _Statements(session, request, campaign, now)
     regions, directorates, completed, not_completed = await _counts(statements)
     kind, as_json = request.kind, rows_as_json
@@ -900,6 +908,7 @@ __all__ = [
     "UnknownCampaignError",
     "build_report",
     "campaign_json",
+    "chosen_campaign_id",
     "csv_chunks",
     "region_and_directorate_options",
     "render_html",

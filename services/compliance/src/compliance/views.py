@@ -197,8 +197,9 @@ unit_campaigns_view = Table(
     Column("item_count", Integer, nullable=False),
 )
 
-# Which parts of the projection changed: per part ("units": the unit directory), a token renewed
-# by every batch that changes it, in the batch's transaction. Readers key what they keep between
+# Which parts of the projection changed: per part ("units": the unit directory; "campaigns": the
+# campaign and extension rows), a token renewed by every batch that changes it, in the batch's
+# transaction. Readers key what they keep between
 # requests by it (`compliance.report_memo`); a rebuilt projection starts with fresh tokens.
 change_marks_view = Table(
     "compliance_change_marks_view",
@@ -207,6 +208,7 @@ change_marks_view = Table(
     Column("token", Uuid, nullable=False),
 )
 UNITS_PART = "units"
+CAMPAIGNS_PART = "campaigns"
 
 # Not part of the projection (never rebuilt): the last state published per unit and campaign, as
 # UnitComplianceChanged on `compliance:<campaign>:<unit>`, with that stream's version.
@@ -714,6 +716,7 @@ async def units_needing_reminder(
 
 
 __all__ = [
+    "CAMPAIGNS_PART",
     "LITERALS",
     "UNITS_PART",
     "Binder",

@@ -37,9 +37,10 @@ from compliance.projector.tree import (
     place,
     refresh_tree,
     register_units,
+    renew_mark,
     renew_units_mark,
 )
-from compliance.views import metadata, pending_transfers_view
+from compliance.views import CAMPAIGNS_PART, metadata, pending_transfers_view
 from shared.events.compliance import CampaignClosed, CampaignDeadlineExtended, CampaignOpened
 from shared.events.envelope import RecordedEvent
 from shared.events.equipment import (
@@ -91,6 +92,7 @@ class _Batch:
         self.units: list[UnitRegistered] = []
         self.is_tree_changed = False
         self.are_units_changed = False
+        self.are_campaigns_changed = False
 
     async def flush_units(self) -> None:
         if self.units:
@@ -112,6 +114,8 @@ async def apply_batch(events: Sequence[RecordedEvent], session: AsyncSession) ->
         await refresh_tree(session)
     if batch.is_tree_changed or batch.are_units_changed:
         await renew_units_mark(session)
+    if batch.are_campaigns_changed:
+        await renew_mark(session, CAMPAIGNS_PART)
 
 
 async def _apply_one(batch: _Batch, recorded: RecordedEvent) -> None:
@@ -131,11 +135,14 @@ async def _apply_one(batch: _Batch, recorded: RecordedEvent) -> None:
         case CampaignOpened():
             await batch.flush()
             await campaign_opened(event, session)
+            batch.are_campaigns_changed = True
         case CampaignDeadlineExtended():
             await deadline_extended(event, session)
+            batch.are_campaigns_changed = True
         case CampaignClosed():
             await batch.flush()
             await campaign_closed(event, session)
+            batch.are_campaigns_changed = True
         case _:
             await _apply_equipment(batch, recorded, event)
 

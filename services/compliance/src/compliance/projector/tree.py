@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import String, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,15 +37,22 @@ _UNIT_COLUMNS = (
 _REGISTER_UNITS = insert_rows(units_view, _UNIT_COLUMNS).on_conflict_do_nothing(
     index_elements=[units_view.c.unit_id]
 )
-_mark = insert(change_marks_view).values(part=UNITS_PART, token=func.gen_random_uuid())
-_RENEW_UNITS_MARK = _mark.on_conflict_do_update(
+_mark = insert(change_marks_view).values(
+    part=bindparam("part", type_=String()), token=func.gen_random_uuid()
+)
+_RENEW_MARK = _mark.on_conflict_do_update(
     index_elements=[change_marks_view.c.part], set_={"token": _mark.excluded.token}
 )
 
 
+async def renew_mark(session: AsyncSession, part: str) -> None:
+    """Record that this batch changed `part` of the projection (readers drop what they kept)."""
+    await session.execute(_RENEW_MARK, {"part": part})
+
+
 async def renew_units_mark(session: AsyncSession) -> None:
     """Record that this batch changed the unit directory (readers drop what they kept of it)."""
-    await session.execute(_RENEW_UNITS_MARK)
+    await renew_mark(session, UNITS_PART)
 
 
 async def register_units(session: AsyncSession, events: Sequence[UnitRegistered]) -> None:
