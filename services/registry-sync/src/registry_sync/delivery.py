@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import psycopg
 import structlog
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import (
     AsyncRetrying,
@@ -46,10 +46,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from registry_sync.breaker import CircuitBreaker
+from registry_sync.breaker import BreakerState, CircuitBreaker
 from registry_sync.mapping import Mapping
 from registry_sync.projector import NOTIFY_CHANNEL
-from registry_sync.snapshot import read_body
+from registry_sync.snapshot import read_body, read_live_bodies
 from registry_sync.table import to_payload
 from registry_sync.views import delivery_log, ledger
 from shared.clock import Clock
@@ -96,6 +96,18 @@ class Outcome:
 
     kind: str  # applied | stale_version | duplicate_key | retry | parked | nothing | busy
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class _Settlement:
+    """What to record of one attempt: ledger values (plain and SQL expressions) and the log."""
+
+    frozen: Frozen
+    values: dict[str, Any]
+    expressions: dict[str, Any]
+    outcome: str
+    detail: str
+    latency_ms: int | None
 
 
 class Deliverer:
@@ -192,28 +204,43 @@ class Deliverer:
                     waiter.cancel()
 
     async def run_once(self, client: httpx.AsyncClient) -> int:
-        """Attempt every due body once (bounded concurrency); return how many were attempted."""
+        """Attempt every due body once (bounded concurrency); return how many were attempted.
+
+        With the breaker closed, the due bodies go as one batch: their versions are frozen in one
+        transaction, sent concurrently, and their outcomes settled in one transaction. With the
+        breaker half-open, one body goes alone as the probe.
+        """
         if not self.breaker.allow_any():
             return 0
+        if self.breaker.state is not BreakerState.CLOSED:
+            due = await self.due(limit=1)
+            if not due or not self.breaker.allow():
+                return 0
+            await self.deliver(client, due[0], probe=True)
+            return 1
         due = await self.due(limit=self.policy.concurrency * 8)
         if not due:
             return 0
+        batch = await self.freeze_many(due)
         gate = asyncio.Semaphore(self.policy.concurrency)
-        attempted = 0
+        settlements: list[_Settlement] = []
 
-        async def one(body_code: str) -> None:
-            nonlocal attempted
+        async def one(frozen: Frozen) -> None:
             async with gate:
                 if not self.breaker.allow():
-                    return
+                    return  # the breaker opened during the batch: the version stays in flight
                 probe = self.breaker.is_probe()  # no await since allow(): it is this attempt's
-                attempted += 1
-                await self.deliver(client, body_code, probe=probe)
+                try:
+                    settlements.append(await self._attempt(client, frozen, probe))
+                finally:
+                    if probe:
+                        self.breaker.release_probe()
 
         async with asyncio.TaskGroup() as group:
-            for body_code in due:
-                group.create_task(one(body_code))
-        return attempted
+            for frozen in batch:
+                group.create_task(one(frozen))
+        await self._settle_all(settlements)
+        return len(settlements)
 
     async def due(self, *, limit: int) -> list[str]:
         """Return the bodies with something to send whose next attempt is due, oldest first."""
@@ -238,7 +265,7 @@ class Deliverer:
             return list(rows.scalars())
 
     # -----------------------------------------------------------------------------------------
-    # One body
+    # One body, or a batch
 
     async def deliver(
         self, client: httpx.AsyncClient, body_code: str, *, probe: bool | None = None
@@ -253,98 +280,138 @@ class Deliverer:
         if probe is None:
             probe = self.breaker.is_probe()
         try:
-            return await self._deliver(client, body_code, probe)
+            frozen = await self.freeze(body_code)
+            if frozen is None:
+                return Outcome("nothing")
+            settlement = await self._attempt(client, frozen, probe)
+            await self._settle_all([settlement])
+            return Outcome(settlement.outcome, settlement.detail)
         finally:
             if probe:
                 self.breaker.release_probe()
 
-    async def _deliver(self, client: httpx.AsyncClient, body_code: str, probe: bool) -> Outcome:
-        frozen = await self.freeze(body_code)
-        if frozen is None:
-            return Outcome("nothing")
+    async def _attempt(self, client: httpx.AsyncClient, frozen: Frozen, probe: bool) -> _Settlement:
+        """Send one frozen version and return what to record (the breaker learns at once)."""
         try:
             response = await self._send(client, frozen)
         except httpx.TransportError as exc:
             self.breaker.record_failure()
-            return await self._failed(frozen, f"{type(exc).__name__}: {exc}", True, probe)
+            return self._failed(frozen, f"{type(exc).__name__}: {exc}", True, probe)
         status = response.status_code
         if status == httpx.codes.OK:
             self.breaker.record_success()
-            return await self._acknowledged(frozen, response)
+            return self._acknowledged(frozen, response)
         if status >= httpx.codes.INTERNAL_SERVER_ERROR or status in RETRIABLE_STATUSES:
             self.breaker.record_failure()
-            return await self._failed(frozen, f"HTTP {status}: {_detail(response)}", True, probe)
+            return self._failed(frozen, f"HTTP {status}: {_detail(response)}", True, probe)
         self.breaker.record_success()  # the receiver is up; it refused this content
-        return await self._failed(frozen, f"HTTP {status}: {_detail(response)}", False, probe)
+        return self._failed(frozen, f"HTTP {status}: {_detail(response)}", False, probe)
 
     async def freeze(self, body_code: str) -> Frozen | None:
         """Return the body's in-flight version, freezing a new one if its table changed."""
+        frozen = await self.freeze_many([body_code])
+        return frozen[0] if frozen else None
+
+    async def freeze_many(self, body_codes: list[str]) -> list[Frozen]:
+        """Return the in-flight version of each body, freezing new ones, in one transaction.
+
+        Rows locked by the projector right now are skipped (their bump will wake us again).
+        """
         async with self._engine.begin() as conn:
-            row = (
+            rows = (
                 await conn.execute(
                     select(ledger)
-                    .where(ledger.c.body_code == body_code)
+                    .where(ledger.c.body_code.in_(body_codes), ledger.c.parked_at.is_(None))
                     .with_for_update(skip_locked=True)
                 )
-            ).one_or_none()
-            if row is None or row.parked_at is not None:
-                return None
-            if row.inflight_version is not None:
-                return Frozen(
-                    body_code,
+            ).all()
+            frozen = [
+                Frozen(
+                    row.body_code,
                     row.inflight_version,
                     row.inflight_payload,
                     row.inflight_hash,
                     row.attempts,
                     row.inflight_since,
                 )
-            if row.wanted_seq <= row.built_seq:
-                return None
-            snapshot = await read_body(
-                conn, body_code, mapping=self._mapping, certified_campaign=row.certified_campaign
+                for row in rows
+                if row.inflight_version is not None
+            ]
+            to_build = [
+                row
+                for row in rows
+                if row.inflight_version is None and row.wanted_seq > row.built_seq
+            ]
+            if not to_build:
+                return frozen
+            live = await read_live_bodies(
+                conn, [row.body_code for row in to_build], mapping=self._mapping
             )
-            if snapshot is None:  # the ledger row outlived its body (a rebuild under way)
-                return None
             now = self._clock.now()
-            version = row.last_version + 1
-            payload = to_payload(
-                snapshot.table,
-                body_code=body_code,
-                body_name=snapshot.body_name,
-                body_status=snapshot.body_status,
-                merged_into=snapshot.merged_into,
-                registry_version=version,
-                as_of=now,
-                basis=snapshot.basis,
-                certification=snapshot.certification,
-                mapping_version=self._mapping.version,
-            )
-            since = row.dirty_since or now
-            built, still_dirty = row.wanted_seq, None
-            if snapshot.basis == "certified":
-                # The certified table is the inventory as certified; changes since then must
-                # still reach the registry, as the next (live) version.
-                live = await read_body(conn, body_code, mapping=self._mapping)
-                if live is not None and live.table.content_hash != snapshot.table.content_hash:
-                    built, still_dirty = row.wanted_seq - 1, now
-            await conn.execute(
-                update(ledger)
-                .where(ledger.c.body_code == body_code)
-                .values(
-                    built_seq=built,
-                    last_version=version,
-                    inflight_version=version,
-                    inflight_payload=payload,
-                    inflight_hash=payload["content_hash"],
-                    inflight_since=since,
-                    dirty_since=still_dirty,
-                    certified_campaign=None,
-                    attempts=0,
-                    next_attempt_at=None,
+            updates: list[dict[str, Any]] = []
+            for row in to_build:
+                snapshot = live.get(row.body_code)
+                if snapshot is None:  # the ledger row outlived its body (a rebuild under way)
+                    continue
+                built, still_dirty = row.wanted_seq, None
+                if row.certified_campaign is not None:
+                    certified = await read_body(
+                        conn,
+                        row.body_code,
+                        mapping=self._mapping,
+                        certified_campaign=row.certified_campaign,
+                    )
+                    if certified is not None and certified.basis == "certified":
+                        # The certified table is the inventory as certified; changes since then
+                        # must still reach the registry, as the next (live) version.
+                        if certified.table.content_hash != snapshot.table.content_hash:
+                            built, still_dirty = row.wanted_seq - 1, now
+                        snapshot = certified
+                version = row.last_version + 1
+                payload = to_payload(
+                    snapshot.table,
+                    body_code=row.body_code,
+                    body_name=snapshot.body_name,
+                    body_status=snapshot.body_status,
+                    merged_into=snapshot.merged_into,
+                    registry_version=version,
+                    as_of=now,
+                    basis=snapshot.basis,
+                    certification=snapshot.certification,
                     mapping_version=self._mapping.version,
                 )
-            )
-            return Frozen(body_code, version, payload, payload["content_hash"], 0, since)
+                since = row.dirty_since or now
+                updates.append(
+                    {
+                        "b_code": row.body_code,
+                        "built_seq": built,
+                        "last_version": version,
+                        "inflight_version": version,
+                        "inflight_payload": payload,
+                        "inflight_hash": payload["content_hash"],
+                        "inflight_since": since,
+                        "dirty_since": still_dirty,
+                    }
+                )
+                frozen.append(
+                    Frozen(row.body_code, version, payload, payload["content_hash"], 0, since)
+                )
+            if updates:
+                await conn.execute(
+                    update(ledger)
+                    .where(ledger.c.body_code == bindparam("b_code"))
+                    .values(
+                        {name: bindparam(name) for name in updates[0] if name != "b_code"}
+                        | {
+                            "certified_campaign": None,
+                            "attempts": 0,
+                            "next_attempt_at": None,
+                            "mapping_version": self._mapping.version,
+                        }
+                    ),
+                    updates,
+                )
+            return frozen
 
     async def _send(self, client: httpx.AsyncClient, frozen: Frozen) -> httpx.Response:
         retrying = AsyncRetrying(
@@ -362,13 +429,13 @@ class Deliverer:
                 )
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
-    async def _acknowledged(self, frozen: Frozen, response: httpx.Response) -> Outcome:
+    def _acknowledged(self, frozen: Frozen, response: httpx.Response) -> _Settlement:
         answer = response.json()
         outcome = str(answer.get("outcome", ""))
         held = int(answer.get("held_version") or frozen.version)
         held_hash = str(answer.get("content_hash") or frozen.content_hash)
         if outcome not in ACKNOWLEDGED:
-            return await self._failed(frozen, f"unexpected answer {answer!r}", False, False)
+            return self._failed(frozen, f"unexpected answer {answer!r}", False, False)
         now = self._clock.now()
         values: dict[str, Any] = {
             "acked_version": max(held, frozen.version),
@@ -382,24 +449,22 @@ class Deliverer:
             "next_attempt_at": None,
             "last_error": None,
         }
+        expressions: dict[str, Any] = {}
         if held > frozen.version:
             # The receiver holds a newer version than we ever sent (our ledger was restored from
             # an older state): jump past it, and send our table again as the next version.
-            values["last_version"] = func.greatest(ledger.c.last_version, held)
-            values["wanted_seq"] = ledger.c.wanted_seq + 1
-            values["dirty_since"] = func.coalesce(ledger.c.dirty_since, now)
+            expressions = {
+                "last_version": func.greatest(ledger.c.last_version, held),
+                "wanted_seq": ledger.c.wanted_seq + 1,
+                "dirty_since": func.coalesce(ledger.c.dirty_since, now),
+            }
         latency = _ms(now - frozen.since) if frozen.since else None
-        await self._settle(frozen, values, outcome, f"held {held}", latency)
-        return Outcome(outcome)
+        return _Settlement(frozen, values, expressions, outcome, f"held {held}", latency)
 
-    async def _failed(self, frozen: Frozen, detail: str, retriable: bool, probe: bool) -> Outcome:
+    def _failed(self, frozen: Frozen, detail: str, retriable: bool, probe: bool) -> _Settlement:
         now = self._clock.now()
         attempts = frozen.attempts + (0 if probe and retriable else 1)
-        values: dict[str, Any] = {
-            "attempts": attempts,
-            "failures_total": ledger.c.failures_total + 1,
-            "last_error": detail[:2000],
-        }
+        values: dict[str, Any] = {"attempts": attempts, "last_error": detail[:2000]}
         if not retriable or attempts >= self.policy.max_attempts:
             why = "refused by the receiver" if not retriable else f"{attempts} failed attempts"
             values |= {"parked_at": now, "parked_reason": f"{why}; last: {detail}"[:2000]}
@@ -408,8 +473,8 @@ class Deliverer:
         else:
             values["next_attempt_at"] = now + timedelta(seconds=self.backoff(attempts))
             kind = "retry"
-        await self._settle(frozen, values, kind, detail, None)
-        return Outcome(kind, detail)
+        expressions = {"failures_total": ledger.c.failures_total + 1}
+        return _Settlement(frozen, values, expressions, kind, detail, None)
 
     def backoff(self, attempts: int) -> float:
         """Return the delay before attempt `attempts + 1` (exponential with jitter, tenacity)."""
@@ -417,37 +482,71 @@ class Deliverer:
         state.attempt_number = max(1, attempts)
         return float(self._wait(state))
 
-    async def _settle(
-        self,
-        frozen: Frozen,
-        values: dict[str, Any],
-        outcome: str,
-        detail: str,
-        latency_ms: int | None,
-    ) -> None:
+    async def _settle_all(self, settlements: list[_Settlement]) -> None:
+        """Record outcomes: ledger rows (if still in flight) and the delivery log.
+
+        First in one transaction for every row no one else holds (locked up front with SKIP
+        LOCKED, so it never waits while holding locks: no deadlock with the projector's bumps);
+        then the rest one row per transaction, waiting for the projector's batch to commit.
+        A row whose in-flight version changed meanwhile (an operator's resend) is left alone and
+        its log line says `superseded`.
+        """
+        rest = await self._settle_locked(settlements, skip_locked=True)
+        for settlement in rest:
+            await self._settle_locked([settlement], skip_locked=False)
+
+    async def _settle_locked(
+        self, settlements: list[_Settlement], *, skip_locked: bool
+    ) -> list[_Settlement]:
+        if not settlements:
+            return []
+        at = self._clock.now()
         async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(ledger)
-                .where(
-                    and_(
-                        ledger.c.body_code == frozen.body_code,
-                        ledger.c.inflight_version == frozen.version,
-                    )
+            locked = {
+                row.body_code: row.inflight_version
+                for row in await conn.execute(
+                    select(ledger.c.body_code, ledger.c.inflight_version)
+                    .where(ledger.c.body_code.in_([s.frozen.body_code for s in settlements]))
+                    .order_by(ledger.c.body_code)
+                    .with_for_update(skip_locked=skip_locked)
                 )
-                .values(**values)
-            )
-            await conn.execute(
-                insert(delivery_log).values(
-                    body_code=frozen.body_code,
-                    registry_version=frozen.version,
-                    attempt=frozen.attempts + 1,
-                    at=self._clock.now(),
-                    outcome=outcome if result.rowcount else f"{outcome}:superseded",
-                    detail=detail[:2000],
-                    changed_since=frozen.since,
-                    latency_ms=latency_ms,
+            }
+            mine = [s for s in settlements if s.frozen.body_code in locked]
+            current = [s for s in mine if locked[s.frozen.body_code] == s.frozen.version]
+            groups: dict[tuple[str, ...], list[_Settlement]] = {}
+            for settlement in current:
+                key = (*sorted(settlement.values), *sorted(settlement.expressions))
+                if "wanted_seq" in settlement.expressions:
+                    key = (settlement.frozen.body_code, *key)  # rare: its own statement
+                groups.setdefault(key, []).append(settlement)
+            for members in groups.values():
+                first = members[0]
+                await conn.execute(
+                    update(ledger)
+                    .where(ledger.c.body_code == bindparam("b_code"))
+                    .values({name: bindparam(name) for name in first.values} | first.expressions),
+                    [{"b_code": s.frozen.body_code} | s.values for s in members],
                 )
-            )
+            if mine:
+                await conn.execute(
+                    insert(delivery_log),
+                    [
+                        {
+                            "body_code": s.frozen.body_code,
+                            "registry_version": s.frozen.version,
+                            "attempt": s.frozen.attempts + 1,
+                            "at": at,
+                            "outcome": s.outcome
+                            if locked[s.frozen.body_code] == s.frozen.version
+                            else f"{s.outcome}:superseded",
+                            "detail": s.detail[:2000],
+                            "changed_since": s.frozen.since,
+                            "latency_ms": s.latency_ms,
+                        }
+                        for s in mine
+                    ],
+                )
+        return [s for s in settlements if s.frozen.body_code not in locked]
 
 
 def _detail(response: httpx.Response) -> str:

@@ -87,6 +87,7 @@ def projections(settings: Settings) -> list[Projection]:
             projector.PROJECTION,
             [settings.units_topic, settings.equipment_topic, settings.compliance_topic],
             apply=projector.apply,
+            apply_batch=projector.apply_batch,
             metadata=projector.metadata,
         ),
     ]

@@ -21,7 +21,7 @@ Notes:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -71,7 +71,14 @@ from shared.events.units import (
 PROJECTION = "registry-sync.view"
 NOTIFY_CHANNEL = "rs_ledger"
 
-__all__ = ["NOTIFY_CHANNEL", "PROJECTION", "apply", "mark_certified_round", "metadata"]
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "PROJECTION",
+    "apply",
+    "apply_batch",
+    "mark_certified_round",
+    "metadata",
+]
 
 
 async def apply(recorded: RecordedEvent, session: AsyncSession) -> None:  # noqa: PLR0912
@@ -93,23 +100,18 @@ async def apply(recorded: RecordedEvent, session: AsyncSession) -> None:  # noqa
             await _merge_body(session, event, at)
         case ItemRegistered():
             await _register_item(session, recorded, event)
-        case ItemDetailsCorrected():
-            await _correct_item(session, recorded, event)
-        case ItemStatusChanged():
-            await _update_item(session, recorded, status=event.to_status.value)
-        case ItemWithdrawn():
-            await _update_item(session, recorded, status=ItemStatus.WITHDRAWN.value)
-        case ItemBundled():
-            await _update_item(session, recorded, bundle_item_id=event.bundle_item_id)
-        case ItemUnbundled():
-            await _update_item(session, recorded, bundle_item_id=None)
         case (
-            ItemTransferAccepted()
+            ItemDetailsCorrected()
+            | ItemStatusChanged()
+            | ItemWithdrawn()
+            | ItemBundled()
+            | ItemUnbundled()
+            | ItemTransferAccepted()
             | ItemTransferDispatched()
             | ItemTransferRejected()
             | ItemTransferCancelled()
         ):
-            await _update_item(session, recorded, unit_id=event.unit_id)
+            await _update_item(session, recorded, **(_item_values(event) or {}))
         case InventoryCertified():
             await session.execute(
                 insert(certifications)
@@ -161,6 +163,85 @@ async def apply(recorded: RecordedEvent, session: AsyncSession) -> None:  # noqa
             await mark_certified_round(session, event.campaign_id, event.closed_at, at)
         case _:
             pass  # locations, grants, moves, bundle-side records: nothing the registry reports
+
+
+async def apply_batch(batch: Sequence[RecordedEvent], session: AsyncSession) -> None:
+    """Apply a batch with the effect of `apply` on each event in order, items in bulk.
+
+    Runs of item events are folded in memory over their rows (loaded in one query) and written
+    back as one upsert, one history insert and one ledger bump; any other event first flushes
+    the run, then goes through `apply` (it may read or relabel items).
+    """
+    run: list[tuple[RecordedEvent, Any]] = []
+    for recorded in batch:
+        event = recorded.event()
+        if isinstance(event, ItemRegistered) or _item_values(event) is not None:
+            run.append((recorded, event))
+            continue
+        await _flush_items(session, run)
+        run = []
+        await apply(recorded, session)
+    await _flush_items(session, run)
+
+
+CHUNK = 2000
+
+
+async def _flush_items(session: AsyncSession, run: list[tuple[RecordedEvent, Any]]) -> None:
+    if not run:
+        return
+    ids = list({UUID(recorded.stream_id) for recorded, _ in run})
+    state: dict[UUID, dict[str, Any]] = {
+        row.item_id: dict(row._mapping)
+        for row in await session.execute(select(items).where(items.c.item_id.in_(ids)))
+    }
+    changed: dict[UUID, dict[str, Any]] = {}
+    history: list[dict[str, Any]] = []
+    touched: dict[str, datetime] = {}
+    for recorded, event in run:
+        item_id = UUID(recorded.stream_id)
+        current = state.get(item_id)
+        if isinstance(event, ItemRegistered):
+            if current is not None:
+                continue
+            after = _registered_row(recorded, event)
+            units = [event.unit_id]
+        else:
+            values = _item_values(event) or {}
+            if (
+                current is None
+                or current["stream_version"] >= recorded.version
+                or all(current[name] == value for name, value in values.items())
+            ):
+                continue
+            after = (
+                current
+                | values
+                | {
+                    "stream_version": recorded.version,
+                    "position": recorded.position,
+                }
+            )
+            units = [current["unit_id"], after["unit_id"]]
+        state[item_id] = changed[item_id] = after
+        history.append(_history_row(after))
+        for unit_id in units:
+            touched[unit_id] = min(touched.get(unit_id, recorded.recorded_at), recorded.recorded_at)
+    rows = list(changed.values())
+    for start in range(0, len(rows), CHUNK):
+        statement = insert(items).values(rows[start : start + CHUNK])
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[items.c.item_id],
+                set_={c.name: statement.excluded[c.name] for c in items.c if c.name != "item_id"},
+            )
+        )
+    for start in range(0, len(history), CHUNK):
+        await session.execute(
+            insert(item_history).values(history[start : start + CHUNK]).on_conflict_do_nothing()
+        )
+    if touched:
+        await _bump_bodies(session, list(touched), min(touched.values()))
 
 
 async def mark_certified_round(
@@ -254,6 +335,11 @@ async def _bump_bodies(session: AsyncSession, unit_ids: Iterable[str], at: datet
 
 
 async def _notify(session: AsyncSession) -> None:
+    """NOTIFY the delivery worker, once per transaction (PostgreSQL would fold repeats anyway)."""
+    marker = id(session.get_transaction())
+    if session.info.get("rs_notified") == marker:
+        return
+    session.info["rs_notified"] = marker
     await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
 
 
@@ -261,26 +347,30 @@ async def _notify(session: AsyncSession) -> None:
 # Items
 
 
+def _registered_row(recorded: RecordedEvent, event: ItemRegistered) -> dict[str, Any]:
+    acquired = event.acquisition.acquired_on
+    return {
+        "item_id": event.item_id,
+        "unit_id": event.unit_id,
+        "product_id": event.product_id,
+        "category_id": event.category_id,
+        "manufacturer": event.manufacturer,
+        "model": event.model,
+        "acquisition_year": acquired.year if acquired else None,
+        "status": event.status.value,
+        "bundle_item_id": None,
+        "stream_version": recorded.version,
+        "position": recorded.position,
+    }
+
+
 async def _register_item(
     session: AsyncSession, recorded: RecordedEvent, event: ItemRegistered
 ) -> None:
-    acquired = event.acquisition.acquired_on
     row = (
         await session.execute(
             insert(items)
-            .values(
-                item_id=event.item_id,
-                unit_id=event.unit_id,
-                product_id=event.product_id,
-                category_id=event.category_id,
-                manufacturer=event.manufacturer,
-                model=event.model,
-                acquisition_year=acquired.year if acquired else None,
-                status=event.status.value,
-                bundle_item_id=None,
-                stream_version=recorded.version,
-                position=recorded.position,
-            )
+            .values(**_registered_row(recorded, event))
             .on_conflict_do_nothing()
             .returning(*items.c)
         )
@@ -290,20 +380,38 @@ async def _register_item(
         await _bump_bodies(session, [event.unit_id], recorded.recorded_at)
 
 
-async def _correct_item(
-    session: AsyncSession, recorded: RecordedEvent, event: ItemDetailsCorrected
-) -> None:
-    values: dict[str, Any] = {
-        name: getattr(event, name)
-        for name in ("product_id", "category_id", "manufacturer", "model")
-        if getattr(event, name) is not None
-    }
-    if event.acquisition is not None:
-        acquired = event.acquisition.acquired_on
-        values["acquisition_year"] = acquired.year if acquired else None
-    if "acquisition" in event.cleared_fields:
-        values["acquisition_year"] = None
-    await _update_item(session, recorded, **values)
+def _item_values(event: Any) -> dict[str, Any] | None:  # noqa: PLR0911  (one per event type)
+    """Return what an item event changes in the item's row (None: not an item change)."""
+    match event:
+        case ItemDetailsCorrected():
+            values: dict[str, Any] = {
+                name: getattr(event, name)
+                for name in ("product_id", "category_id", "manufacturer", "model")
+                if getattr(event, name) is not None
+            }
+            if event.acquisition is not None:
+                acquired = event.acquisition.acquired_on
+                values["acquisition_year"] = acquired.year if acquired else None
+            if "acquisition" in event.cleared_fields:
+                values["acquisition_year"] = None
+            return values
+        case ItemStatusChanged():
+            return {"status": event.to_status.value}
+        case ItemWithdrawn():
+            return {"status": ItemStatus.WITHDRAWN.value}
+        case ItemBundled():
+            return {"bundle_item_id": event.bundle_item_id}
+        case ItemUnbundled():
+            return {"bundle_item_id": None}
+        case (
+            ItemTransferAccepted()
+            | ItemTransferDispatched()
+            | ItemTransferRejected()
+            | ItemTransferCancelled()
+        ):
+            return {"unit_id": event.unit_id}
+        case _:
+            return None
 
 
 async def _update_item(session: AsyncSession, recorded: RecordedEvent, **values: Any) -> None:
@@ -326,23 +434,23 @@ async def _update_item(session: AsyncSession, recorded: RecordedEvent, **values:
     await _bump_bodies(session, {before.unit_id, row.unit_id}, recorded.recorded_at)
 
 
+def _history_row(row: Any) -> dict[str, Any]:
+    return {
+        "item_id": row["item_id"],
+        "stream_version": row["stream_version"],
+        "position": row["position"],
+        "unit_id": row["unit_id"],
+        "category_id": row["category_id"],
+        "manufacturer": row["manufacturer"],
+        "model": row["model"],
+        "acquisition_year": row["acquisition_year"],
+        "status": row["status"],
+        "in_bundle": row["bundle_item_id"] is not None,
+    }
+
+
 async def _record_history(session: AsyncSession, row: Any) -> None:
-    await session.execute(
-        insert(item_history)
-        .values(
-            item_id=row["item_id"],
-            stream_version=row["stream_version"],
-            position=row["position"],
-            unit_id=row["unit_id"],
-            category_id=row["category_id"],
-            manufacturer=row["manufacturer"],
-            model=row["model"],
-            acquisition_year=row["acquisition_year"],
-            status=row["status"],
-            in_bundle=row["bundle_item_id"] is not None,
-        )
-        .on_conflict_do_nothing()
-    )
+    await session.execute(insert(item_history).values(_history_row(row)).on_conflict_do_nothing())
 
 
 async def _merge_product(

@@ -86,6 +86,40 @@ async def read_body(
 _FACTS = ("category_id", "manufacturer", "model", "acquisition_year", "status")
 
 
+async def read_live_bodies(
+    connection: AsyncConnection, body_codes: list[str], *, mapping: Mapping
+) -> dict[str, BodySnapshot]:
+    """Return the live tables of many bodies at once (two queries, whatever their number)."""
+    found = {
+        row.unit_id: row
+        for row in await connection.execute(select(bodies).where(bodies.c.unit_id.in_(body_codes)))
+    }
+    member = bodies.alias("member")
+    in_bundle = items.c.bundle_item_id.is_not(None).label("in_bundle")
+    columns = [items.c[name] for name in _FACTS]
+    groups: dict[str, list[tuple[ItemFacts, int]]] = {code: [] for code in found}
+    rows = await connection.execute(
+        select(member.c.reports_to, *columns, in_bundle, func.count().label("n"))
+        .join_from(items, member, member.c.unit_id == items.c.unit_id)
+        .where(member.c.reports_to.in_(list(found)))
+        .group_by(member.c.reports_to, *columns, in_bundle)
+    )
+    for row in rows:
+        groups[row.reports_to].append((_facts(row), row.n))
+    return {
+        code: BodySnapshot(
+            body_code=code,
+            body_name=body.name,
+            body_status=body.status,
+            merged_into=body.merged_into if body.status == "merged" else None,
+            basis="live",
+            certification=None,
+            table=build_table_from_groups(groups[code], mapping),
+        )
+        for code, body in found.items()
+    }
+
+
 async def _live_groups(connection: AsyncConnection, members: Any) -> list[tuple[ItemFacts, int]]:
     in_bundle = items.c.bundle_item_id.is_not(None).label("in_bundle")
     columns = [items.c[name] for name in _FACTS]
