@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import pytest_asyncio
 from compliance import handlers, reports, views
 from compliance.commands import PublishComplianceChanges
 from compliance.main import projections
+from compliance.report_memo import Totals
 from shared.clock import ATHENS
 from shared.consumer import rebuild
 from shared.events.compliance import ComplianceState, ReminderStep, UnitComplianceChanged
@@ -378,6 +379,37 @@ async def test_rows_written_by_postgresql_are_the_bytes_python_writes(
 
             assert in_sql.rows_json is not None
             assert reports.render_json(in_sql) == reports.render_json(in_python), request
+
+
+async def test_counts_from_kept_totals_equal_counts_read_whole(world: World) -> None:
+    # With the totals per group kept between requests (TreeMemo), a request counts only the
+    # certified units; the counts must equal those of one query over every unit, per filter.
+    totals: dict[Hashable, Totals] = {}
+    asked = [
+        reports.ReportRequest(kind=kind, filters=filters)
+        for kind in (reports.ReportKind.NOT_COMPLETED, reports.ReportKind.COMPLETED)
+        for filters in (
+            views.UnitFilters(),
+            views.UnitFilters(search="γυμνασιο"),
+            views.UnitFilters(directorate_id=D_ATHENS),
+            views.UnitFilters(unit_code="055"),
+        )
+    ]
+    async with world.app.state.sessions() as session:
+        for _ in range(2):  # the second time from the kept totals
+            for request in asked:
+                whole = await reports.build_report(session, request, now=world.clock.now())
+                kept = await reports.build_report(
+                    session, request, now=world.clock.now(), totals=totals
+                )
+
+                assert (kept.regions, kept.directorates) == (whole.regions, whole.directorates)
+                assert (kept.completed, kept.not_completed, kept.matching) == (
+                    whole.completed,
+                    whole.not_completed,
+                    whole.matching,
+                ), request
+    assert len(totals) == 4
 
 
 async def test_rebuilding_the_projection_from_offset_0_gives_the_same_bytes(world: World) -> None:

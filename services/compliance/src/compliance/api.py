@@ -224,7 +224,7 @@ async def _read_report(
                     raise reports.UnknownCampaignError(chosen)
                 built = await reports.build_report(
                     session, asked, now=now, choices=choices, campaign=campaign,
-                    rows_as_json=as_json,
+                    totals=memo.totals, rows_as_json=as_json,
                 )  # fmt: skip
                 return built, choices
         except DBAPIError as exc:

@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -35,6 +36,13 @@ _UNITS_MARK = select(views.change_marks_view.c.token).where(
 _MARKS = select(views.change_marks_view.c.part, views.change_marks_view.c.token)
 # Campaigns kept per campaigns mark: the current windows and the ad-hoc campaigns people ask for.
 MAX_CAMPAIGNS_KEPT = 64
+# Per-group totals kept per units mark: one per filter asked (a few hundred bytes to a few KiB).
+MAX_TOTALS_KEPT = 1024
+
+
+# Per group of a report's counts: (region_id, region_name, directorate_id, directorate_name, units
+# in scope), for one campaign scope, day and set of filters (`compliance.reports.totals_key`).
+Totals = tuple[tuple[str | None, str | None, str | None, str | None, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,9 @@ class TreeMemo:
         self._kept: tuple[UUID | None, TreeChoices] | None = None
         self._campaigns_mark: UUID | None = None
         self._campaigns: dict[str, Campaign | None] = {}
+        # Units in scope per group, per campaign scope, day and filters (`reports.totals_key`):
+        # a function of the unit directory alone, so kept under its mark like the choices.
+        self.totals: dict[Hashable, Totals] = {}
 
     async def choices(self, session: AsyncSession) -> TreeChoices:
         """Return the choices, read again only if the unit directory changed since last time."""
@@ -111,7 +122,10 @@ class TreeMemo:
     async def _choices(self, session: AsyncSession, mark: UUID | None) -> TreeChoices:
         kept = self._kept
         if kept is not None and kept[0] == mark:
+            if len(self.totals) >= MAX_TOTALS_KEPT:
+                self.totals.clear()
             return kept[1]
+        self.totals.clear()
         regions, directorates = await region_and_directorate_options(session)
         fresh = TreeChoices(await unit_types(session), tuple(regions), tuple(directorates))
         self._kept = (mark, fresh)
@@ -119,6 +133,7 @@ class TreeMemo:
 
 
 __all__ = [
+    "Totals",
     "TreeChoices",
     "TreeMemo",
     "region_and_directorate_options",

@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
@@ -35,12 +35,28 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import CursorResult, Integer, Select, Text, bindparam, func, literal_column, select
+from sqlalchemy import (
+    CursorResult,
+    Integer,
+    Select,
+    String,
+    Text,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from compliance import views
-from compliance.report_memo import TreeChoices, region_and_directorate_options, unit_types
+from compliance.report_memo import (
+    Totals,
+    TreeChoices,
+    region_and_directorate_options,
+    unit_types,
+)
 from compliance.windows import Campaign, current_window, last_day_before
 from shared.clock import ATHENS
 from shared.events.compliance import ComplianceState
@@ -349,29 +365,83 @@ def _counts_select(s: Any) -> Select[Any]:
     ).group_by(s.c.region_id, s.c.region_name, s.c.directorate_id, s.c.directorate_name)
 
 
+def _totals_select(s: Any) -> Select[Any]:
+    group = (s.c.region_id, s.c.region_name, s.c.directorate_id, s.c.directorate_name)
+    return select(*group, func.count().label("total")).group_by(*group)
+
+
+# The campaign's certified units as an array: the units are then read by their key, one index
+# probe each, where a join on the certifications had PostgreSQL scan every unit (7 ms).
+_CERTIFIED_UNIT_IDS = func.ARRAY(
+    select(views.unit_campaigns_view.c.unit_id)
+    .where(views.unit_campaigns_view.c.campaign_id == bindparam("campaign_id", type_=String()))
+    .scalar_subquery()
+)
+
+
+def _completed_select(s: Any) -> Select[Any]:
+    return _totals_select(s).where(
+        _listed(s, ReportKind.COMPLETED), s.c.unit_id == any_(_CERTIFIED_UNIT_IDS)
+    )
+
+
+def totals_key(campaign: Campaign, now: datetime, filters: views.UnitFilters) -> Hashable:
+    """Return what the units in scope per group depend on, besides the unit directory."""
+    return (campaign.scope_kind, campaign.scope_value, views.scope_day(campaign, now), filters)
+
+
+async def _group_rows(
+    statements: _Statements, totals: MutableMapping[Hashable, Totals] | None
+) -> list[tuple[str | None, str | None, str | None, str | None, int, int]]:
+    """Return per group its ids, names, completed and not completed units.
+
+    With `totals` (kept by `compliance.report_memo.TreeMemo` under the unit directory's mark),
+    the units in scope per group are read once per filter; each request then counts only the
+    certified ones, a scan of the campaign's certifications instead of every unit.
+    """
+    if totals is None:
+        rows = await statements.execute("counts", _counts_select, lean=True)
+        return [(*r[:4], r.completed, r.not_completed) for r in rows]
+    key = totals_key(statements.campaign, statements.now, statements.request.filters)
+    kept = totals.get(key)
+    if kept is None:
+        result = await statements.execute("totals", _totals_select, lean=True)
+        kept = totals[key] = tuple(
+            (r.region_id, r.region_name, r.directorate_id, r.directorate_name, r.total)
+            for r in result
+        )
+    completed = {
+        (r.region_id, r.directorate_id): r.total
+        for r in await statements.execute("completed", _completed_select, lean=True)
+    }
+    grouped = []
+    for region_id, region_name, directorate_id, directorate_name, total in kept:
+        done = completed.get((region_id, directorate_id), 0)
+        grouped.append(
+            (region_id, region_name, directorate_id, directorate_name, done, total - done)
+        )
+    return grouped
+
+
 async def _counts(
-    statements: _Statements,
+    statements: _Statements, totals: MutableMapping[Hashable, Totals] | None = None
 ) -> tuple[tuple[GroupCount, ...], tuple[GroupCount, ...], int, int]:
-    rows = await statements.execute("counts", _counts_select, lean=True)
     directorates: list[GroupCount] = []
     regions: dict[str | None, GroupCount] = {}
-    for row in rows:
-        directorates.append(
-            GroupCount(
-                row.directorate_id,
-                row.directorate_name,
-                row.region_id,
-                row.completed,
-                row.not_completed,
-            )
-        )
-        region = regions.get(row.region_id) or GroupCount(
-            row.region_id, row.region_name, row.region_id, 0, 0
-        )
-        regions[row.region_id] = replace(
+    for (
+        region_id,
+        region_name,
+        directorate_id,
+        directorate_name,
+        done,
+        not_done,
+    ) in await _group_rows(statements, totals):
+        directorates.append(GroupCount(directorate_id, directorate_name, region_id, done, not_done))
+        region = regions.get(region_id) or GroupCount(region_id, region_name, region_id, 0, 0)
+        regions[region_id] = replace(
             region,
-            completed=region.completed + row.completed,
-            not_completed=region.not_completed + row.not_completed,
+            completed=region.completed + done,
+            not_completed=region.not_completed + not_done,
         )
 
     def order(count: GroupCount) -> tuple[bool, tuple[str, str], str]:
@@ -453,12 +523,15 @@ async def build_report(
     now: datetime,
     choices: TreeChoices | None = None,
     campaign: Campaign | None = None,
+    totals: MutableMapping[Hashable, Totals] | None = None,
     rows_as_json: bool = False,
 ) -> Report:
     """Compute a report (counts and one page of rows, or every row) from the projection.
 
     `choices` (the unit types) and `campaign` (the one `request` asks for, as `resolve_campaign`
-    gives it) as kept by a `compliance.report_memo.TreeMemo`; read if None.
+    gives it) as kept by a `compliance.report_memo.TreeMemo`; read if None. `totals`: the units
+    in scope per group and filter kept by the same memo under the unit directory's mark (counts
+    then read only the certified units); the counts come from one query if None.
     `rows_as_json`: the rows come as `Report.rows_json` (for `render_json` only).
 
     Counts and the choice of a page's units read the lean form of the units' state (the unit
@@ -468,7 +541,7 @@ async def build_report(
     if campaign is None:
         campaign = await resolve_campaign(session, request.campaign_id, now)
     statements = _Statements(session, request, campaign, now)
-    regions, directorates, completed, not_completed = await _counts(statements)
+    regions, directorates, completed, not_completed = await _counts(statements, totals)
     kind, as_json = request.kind, rows_as_json
     rows: tuple[ReportRow, ...] = ()
     rows_json: tuple[str, ...] | None = () if rows_as_json else None
