@@ -25,6 +25,9 @@ Notes:
   The cost is that appends of one service serialise on that row for the length of their commit,
   which `make bench` shows is cheap next to the round trips saved.
 - Each event's hash chains to the previous event of its stream (`shared.hashchain`).
+- `StoreTransaction.fill_in` lets the database put a value into the events inside the append's
+  own statement (`ictc_append_filled`): a per-unit counter is then locked for that statement and
+  its commit, not across a round trip to the caller.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ from shared.schema import VERSION_CONFLICT_SQLSTATE
 _APPEND = (
     "SELECT out_version, out_position, out_prevhash, out_hash"
     " FROM ictc_append(%s::jsonb, %s::integer, %s::timestamptz)"
+)
+
+# `ictc_append_filled` with the caller's value expression in place of {value}.
+_APPEND_FILLED = (
+    "SELECT out_version, out_position, out_prevhash, out_hash, out_value"
+    " FROM ictc_append_filled(%s::text, %s::integer, %s::timestamptz, %s::text, ({value}))"
 )
 
 _SELECT_EVENTS = (
@@ -114,6 +123,20 @@ SNAPSHOT_EVERY = 100
 _SPARE_SECONDS = 60.0
 
 
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """A value the database gives inside the next flush's append, where `placeholder` stands.
+
+    `value_sql` is an SQL expression (with %s parameters `params`) of text, evaluated in the
+    append's own statement: a counter's row it locks is then held for that statement and its
+    commit only. The value must need no JSON escaping.
+    """
+
+    placeholder: str
+    value_sql: str
+    params: tuple[Any, ...] = ()
+
+
 @dataclass(slots=True)
 class _Pending:
     stream_id: str
@@ -150,6 +173,7 @@ class StoreTransaction:
         self._pending: list[_Pending] = []
         self.results: list[AppendResult] = []
         self._commit_on_flush = False
+        self._fill: Fill | None = None
         self.committed = False
         self.begun = True  # False in `transaction(defer_begin=True)` until `begin_prefix()`
 
@@ -171,6 +195,16 @@ class StoreTransaction:
         After it, the transaction is over; `transaction()` does not commit again.
         """
         self._commit_on_flush = True
+
+    def fill_in(self, fill: Fill) -> None:
+        """Let the database put a value where `fill.placeholder` stands, at the next flush.
+
+        For a value that must be in the events but whose source should stay locked as briefly as
+        possible (a per-unit counter). The flush's events are hashed by the database, after the
+        value is in place; `AppendResult.events` carry the value. A flush whose events do not
+        hold the placeholder does not evaluate `fill.value_sql`.
+        """
+        self._fill = fill
 
     def append(
         self,
@@ -194,7 +228,8 @@ class StoreTransaction:
         commit = self._commit_on_flush
         if self.committed:
             raise RuntimeError("the transaction was committed with an earlier flush")
-        results = await self._store._write(self.connection, pending, commit=commit)
+        fill, self._fill = self._fill, None
+        results = await self._store._write(self.connection, pending, commit=commit, fill=fill)
         self.committed = commit
         self.results.extend(results)
         return results
@@ -320,9 +355,13 @@ class EventStore:
         pending: list[_Pending],
         *,
         commit: bool = False,
+        fill: Fill | None = None,
     ) -> list[AppendResult]:
         # The hot path: each event is spelled once as canonical JSON (hashed here, the database
         # chains the digests) and the request is assembled from JSON fragments, not re-serialised.
+        # With a `fill` whose placeholder the events hold, the database hashes their texts.
+        placeholder = fill.placeholder if fill is not None else None
+        filled = False  # whether an event holds the placeholder
         now = self.clock.now()
         now_text = format_time(now)
         source = self.source
@@ -363,19 +402,22 @@ class EventStore:
                 unit_id = str(unit_value) if unit_value is not None else context_unit
                 type_text = encode_string(event.type)
                 unit_text = "null" if unit_id is None else encode_string(unit_id)
-                digest = hashlib.sha256(
-                    envelope.event_text(
-                        event_id=id_text,
-                        type_=event.type,
-                        schema_version=event.schema_version,
-                        unit_id=unit_id,
-                        data_text=data_text,
-                    ).encode()
-                ).hexdigest()
+                event_text = envelope.event_text(
+                    event_id=id_text,
+                    type_=event.type,
+                    schema_version=event.schema_version,
+                    unit_id=unit_id,
+                    data_text=data_text,
+                )
+                if placeholder is not None and placeholder in event_text:
+                    filled = True
+                    hashed = f'"text":{encode_string(event_text)}'
+                else:
+                    hashed = f'"digest":"{hashlib.sha256(event_text.encode()).hexdigest()}"'
                 rows.append(
                     f'{{"event_id":"{id_text}","type":{type_text},'
                     f'"schema_version":{int(event.schema_version)},"data":{data_text},'
-                    f'"unit_id":{unit_text},"digest":"{digest}"}}'
+                    f'"unit_id":{unit_text},{hashed}}}'
                 )
                 batch.append((event_id, event, data, unit_id))
             expected = "null" if item.expected_version is None else str(int(item.expected_version))
@@ -386,26 +428,44 @@ class EventStore:
             )
             built.append(batch)
             total += len(batch)
-        params = (f"[{','.join(streams)}]", total, now)
-        try:
-            if commit:
-                # The append and COMMIT in one simple query: one round trip (a psycopg pipeline
-                # costs more CPU than it saves). On an error the server skips the COMMIT.
-                client = psycopg.AsyncClientCursor(connection)
-                await client.execute(_APPEND + "; COMMIT", params)
-                written = await client.fetchall()
-            else:
-                cursor = await connection.execute(_APPEND, params, prepare=True)
-                written = await cursor.fetchall()
-        except psycopg.Error as exc:
-            raise _translate(exc, pending) from exc
+        params: tuple[Any, ...] = (f"[{','.join(streams)}]", total, now)
+        if filled:
+            assert fill is not None  # noqa: S101  (filled only with a fill)
+            written = await _send(
+                connection,
+                _APPEND_FILLED.format(value=fill.value_sql),
+                (*params, fill.placeholder, *fill.params),
+                commit=commit,
+                pending=pending,
+            )
+            value = str(written[0][4])
+            built = [
+                [
+                    (event_id, event, _put_value(payload, fill.placeholder, value), unit_id)
+                    for event_id, event, payload, unit_id in batch
+                ]
+                for batch in built
+            ]
+        else:
+            written = await _send(connection, _APPEND, params, commit=commit, pending=pending)
+        return self._stamp(pending, built, written, now)
+
+    def _stamp(
+        self,
+        pending: list[_Pending],
+        built: list[list[tuple[UUID, Event, Mapping[str, Any], str | None]]],
+        written: list[Any],
+        now: datetime,
+    ) -> list[AppendResult]:
+        # The written rows (one per event, in order) make the recorded events of each stream.
+        source = self.source
         results: list[AppendResult] = []
         index = 0
         for item, batch in zip(pending, built, strict=True):
             context = item.context
             stamped: list[RecordedEvent] = []
             for event_id, event, payload, unit_id in batch:
-                version, position, prevhash, hash_ = written[index]
+                version, position, prevhash, hash_ = written[index][:4]
                 index += 1
                 stamped.append(
                     RecordedEvent(
@@ -602,6 +662,38 @@ def record_from_row(source: str, row: Any) -> RecordedEvent:
         prevhash=row.prevhash,
         hash=row.hash,
     )
+
+
+async def _send(
+    connection: psycopg.AsyncConnection[Any],
+    statement: str,
+    params: tuple[Any, ...],
+    *,
+    commit: bool,
+    pending: list[_Pending],
+) -> list[Any]:
+    try:
+        if commit:
+            # The append and COMMIT in one simple query: one round trip (a psycopg pipeline costs
+            # more CPU than it saves). On an error the server skips the COMMIT.
+            client = psycopg.AsyncClientCursor(connection)
+            await client.execute(statement + "; COMMIT", params)
+            return await client.fetchall()
+        cursor = await connection.execute(statement, params, prepare=True)
+        return await cursor.fetchall()
+    except psycopg.Error as exc:
+        raise _translate(exc, pending) from exc
+
+
+def _put_value(data: Any, placeholder: str, value: str) -> Any:
+    """Return `data` with `value` wherever `placeholder` stands in its strings."""
+    if isinstance(data, str):
+        return data.replace(placeholder, value) if placeholder in data else data
+    if isinstance(data, Mapping):
+        return {key: _put_value(item, placeholder, value) for key, item in data.items()}
+    if isinstance(data, list):
+        return [_put_value(item, placeholder, value) for item in data]
+    return data
 
 
 def _translate(exc: psycopg.Error, pending: list[_Pending]) -> Exception:

@@ -204,8 +204,51 @@ $fn$
 """
 
 
+# An append whose events hold a value only the database can give, taken inside the append's own
+# statement: a per-unit counter, say, whose row lock is then held for that statement and its
+# COMMIT only, not across a round trip to the client and back (registrations into one unit queue
+# on it). The caller spells the events with `p_placeholder` where the value goes, inside JSON
+# strings, and gives each event its canonical text ("text") instead of its digest; the function
+# puts `p_value` in place of every occurrence, hashes each text into the digest `ictc_append`
+# chains, and appends. `p_value` is an argument expression of the caller's statement (e.g. a
+# service's counter function), evaluated before the append takes the positions row. It must need
+# no JSON escaping (it is put verbatim into the JSON, and into JSON inside JSON). Rows as
+# `ictc_append`'s, with `out_value` = `p_value`.
+APPEND_FILLED_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION ictc_append_filled(p_streams text, p_total integer,
+                                              p_recorded_at timestamptz, p_placeholder text,
+                                              p_value text)
+RETURNS TABLE(out_stream_id text, out_version integer, out_position bigint, out_prevhash text,
+              out_hash text, out_value text)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+DECLARE
+    v_streams jsonb;
+BEGIN
+    IF p_value IS NULL OR p_value = '' OR p_value ~ '[[:cntrl:]]'
+       OR strpos(p_value, '"') > 0 OR strpos(p_value, chr(92)) > 0 THEN
+        RAISE EXCEPTION 'ictc_append_filled: the value % cannot stand verbatim in JSON', p_value;
+    END IF;
+    SELECT jsonb_agg(s.s || jsonb_build_object('events', (
+               SELECT jsonb_agg(CASE WHEN e.e ? 'text'
+                                     THEN (e.e - 'text') || jsonb_build_object('digest', encode(
+                                              sha256(convert_to(e.e ->> 'text', 'UTF8')), 'hex'))
+                                     ELSE e.e END ORDER BY e.o)
+                 FROM jsonb_array_elements(s.s -> 'events') WITH ORDINALITY AS e(e, o)))
+             ORDER BY s.o)
+      INTO v_streams
+      FROM jsonb_array_elements(replace(p_streams, p_placeholder, p_value)::jsonb)
+           WITH ORDINALITY AS s(s, o);
+    RETURN QUERY SELECT a.out_stream_id, a.out_version, a.out_position, a.out_prevhash,
+                        a.out_hash, p_value
+                   FROM ictc_append(v_streams, p_total, p_recorded_at) AS a;
+END
+$fn$
+"""
+
+
 async def create_kernel_tables(connection: AsyncConnection) -> None:
     """Create the kernel tables on `connection` (tests and databases; services migrate)."""
     await connection.run_sync(kernel_metadata.create_all)
     await connection.execute(text(SEED_POSITION_ROW))
     await connection.execute(text(APPEND_FUNCTION))
+    await connection.execute(text(APPEND_FILLED_FUNCTION))
