@@ -9,6 +9,7 @@ auditors read everything, nobody else writes).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -19,8 +20,11 @@ from uuid import uuid4
 import pytest
 import pytest_asyncio
 from openpyxl import load_workbook
+from sqlalchemy import text
 
+from equipment.domain import asset_number
 from shared.events.units import GlobalRole, UnitRole
+from shared.hashchain import verify
 from tests.conftest import DatabaseFactory
 from tests.conftest import _create_topics as create_topics
 from tests.integration.equipment.kit import PARTITIONS, Api, running_equipment_service
@@ -182,6 +186,68 @@ async def test_bad_input_is_a_problem_naming_the_field_and_appends_nothing(
     assert no_serial.status_code == 422
     assert problem_fields(no_serial) == ["serial_number"]
     assert await api.store.last_position() == before
+
+
+async def _last_asset_number(api: Api, unit_id: str) -> int:
+    async with api.engine.connect() as connection:
+        row = await connection.execute(
+            text("SELECT last_number FROM equipment_asset_sequences WHERE unit_id = :u"),
+            {"u": unit_id},
+        )
+        return int(row.scalar() or 0)
+
+
+async def test_concurrent_registrations_take_consecutive_asset_numbers_and_refused_take_none(
+    api: Api, laptop: str
+) -> None:
+    # The number is taken inside each registration's append (the counter row locked for that
+    # statement only); the events are hashed by the database with it in place.
+    before = await _last_asset_number(api, SCHOOL)
+    marker = uuid4().hex[:6]
+    results = await asyncio.gather(
+        *(register(api, laptop, serial=f"AN{marker}{n}") for n in range(12))
+    )
+    numbers = set()
+    for result in results:
+        history = await api.store.load(result["stream_id"])
+        assert verify(history) == []
+        numbers.add(history[-1].data["asset_number"])
+    assert numbers == {asset_number(SCHOOL, n) for n in range(before + 1, before + 13)}
+
+    taken = await api.write(
+        "POST",
+        "/items",
+        {"unit_id": SCHOOL, "product_id": laptop, "location_id": LAB,
+         "serial_number": f"AN{marker}0", "performed_on": DAY},
+        user=api.token("teacher"),
+    )  # fmt: skip
+    assert taken.status_code == 409
+    assert await _last_asset_number(api, SCHOOL) == before + 12  # the refused one took none
+    legacy = await register(api, laptop, serial=f"AN{marker}L", asset_number="ΠΑΛΙΟ-7")
+    assert (await api.store.load(legacy["stream_id"]))[-1].data["asset_number"] == "ΠΑΛΙΟ-7"
+    assert await _last_asset_number(api, SCHOOL) == before + 12
+
+
+async def test_the_database_spells_asset_numbers_as_the_domain_does(api: Api) -> None:
+    async with api.engine.connect() as connection, connection.begin() as transaction:
+        await connection.execute(
+            text(
+                "INSERT INTO equipment_asset_sequences (unit_id, last_number) VALUES (:u, 999998)"
+            ),
+            {"u": "0999999"},
+        )
+        spelled = [
+            (
+                await connection.execute(text("SELECT equipment_next_asset_number('0999999')"))
+            ).scalar()
+            for _ in range(2)
+        ]
+        await transaction.rollback()
+    assert spelled == [asset_number("0999999", 999_999), asset_number("0999999", 1_000_000)]
+    async with api.engine.connect() as connection:
+        first = await connection.execute(text("SELECT equipment_next_asset_number('0999998')"))
+        assert first.scalar() == asset_number("0999998", 1)
+        await connection.rollback()
 
 
 async def test_a_serial_number_is_unique_per_manufacturer(api: Api, laptop: str) -> None:

@@ -21,7 +21,10 @@ Notes:
   and no act slips in dated before it.
 - Asset numbers come from a per-unit counter row (`equipment_asset_sequences`) incremented in the
   same transaction: the row lock serialises allocations per unit without retries, and a refused
-  command rolls its number back, so numbers have no gaps.
+  command rolls its number back, so numbers have no gaps. A registration increments it inside its
+  append statement (`asset_number_at_append`: SQL `equipment_next_asset_number` as the value of
+  `shared.eventstore.Fill`), so the row is locked for that statement and its COMMIT only, not
+  across a round trip to the API and back: registrations into one unit queued on it.
 - A serial number is unique per manufacturer through its claim stream
   (`serial:<manufacturer key>:<serial>`), appended with the version read: two registrations of the
   same serial racing each other cannot both commit.
@@ -33,7 +36,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from psycopg.rows import namedtuple_row
 
@@ -70,6 +73,7 @@ from shared.eventstore import (
     AppendContext,
     AppendResult,
     EventStore,
+    Fill,
     StoreTransaction,
     VersionConflictError,
     record_from_row,
@@ -118,6 +122,7 @@ __all__ = [
     "UnitOfWork",
     "accept_transfer",
     "approve_product",
+    "asset_number_at_append",
     "bundle_part",
     "cancel_transfer",
     "change_item_status",
@@ -345,6 +350,17 @@ async def lock_units_exclusively(uow: UnitOfWork, *unit_ids: str) -> None:
     await uow.lock_units(*unit_ids, exclusive=True)
 
 
+def asset_number_at_append(tx: StoreTransaction, unit_id: str) -> str:
+    """Return a stand-in for the unit's next asset number, which the append puts in its place.
+
+    The number is taken inside the transaction's next flush (the append) by
+    `equipment_next_asset_number`, and only if an event of that flush holds the stand-in.
+    """
+    placeholder = f"@asset-number:{uuid4().hex}"
+    tx.fill_in(Fill(placeholder, "equipment_next_asset_number(%s)", (unit_id,)))
+    return placeholder
+
+
 async def next_asset_number(tx: StoreTransaction, unit_id: str) -> str:
     """Allocate the unit's next asset number in the caller's transaction."""
     cursor = await tx.connection.execute(_NEXT_ASSET_NUMBER, (unit_id,), prepare=True)
@@ -544,7 +560,7 @@ async def register_item(
         )
         allocated = None
         if not (command.asset_number or "").strip() and unit is not None and unit.is_active:
-            allocated = await next_asset_number(work.tx, command.unit_id)
+            allocated = asset_number_at_append(work.tx, command.unit_id)
         events = domain.register(
             None,
             command,
