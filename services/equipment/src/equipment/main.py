@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -68,6 +69,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             verifier = TokenVerifier(resolved, clock=clock)
             app.state.store = store
             use_token_verifier(app, verifier)
+            # Everything built so far (modules, the app, its routes and schemas) lives as long as
+            # the process: out of the collector's sight, a full collection scans only what
+            # requests made. A bulk import of 20,000 rows spent 0.9 s of its 3.2 s of CPU in eight
+            # full collections that walked the whole heap again and again. (Collected first: the
+            # start-up's garbage is freed, not kept for ever.)
+            gc.collect()
+            gc.freeze()
             try:
                 yield
             finally:
