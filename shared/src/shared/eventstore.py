@@ -361,7 +361,7 @@ class EventStore:
         # chains the digests) and the request is assembled from JSON fragments, not re-serialised.
         # With a `fill` whose placeholder the events hold, the database hashes their texts.
         placeholder = fill.placeholder if fill is not None else None
-        filled = False  # whether an event holds the placeholder
+        holders: set[UUID] = set()  # the events whose data or unit holds the placeholder
         now = self.clock.now()
         now_text = format_time(now)
         source = self.source
@@ -410,7 +410,7 @@ class EventStore:
                     data_text=data_text,
                 )
                 if placeholder is not None and placeholder in event_text:
-                    filled = True
+                    holders.add(event_id)
                     hashed = f'"text":{encode_string(event_text)}'
                 else:
                     hashed = f'"digest":"{hashlib.sha256(event_text.encode()).hexdigest()}"'
@@ -429,8 +429,8 @@ class EventStore:
             built.append(batch)
             total += len(batch)
         params: tuple[Any, ...] = (f"[{','.join(streams)}]", total, now)
-        if filled:
-            assert fill is not None  # noqa: S101  (filled only with a fill)
+        if holders:
+            assert fill is not None  # noqa: S101  (holders only with a fill)
             written = await _send(
                 connection,
                 _APPEND_FILLED.format(value=fill.value_sql),
@@ -441,11 +441,14 @@ class EventStore:
             value = str(written[0][4])
             built = [
                 [
-                    (event_id, event, _put_value(payload, fill.placeholder, value), unit_id)
+                    (event_id, event, _put_value(payload, fill.placeholder, value),
+                     _put_value(unit_id, fill.placeholder, value))
+                    if event_id in holders
+                    else (event_id, event, payload, unit_id)
                     for event_id, event, payload, unit_id in batch
                 ]
                 for batch in built
-            ]
+            ]  # fmt: skip
         else:
             written = await _send(connection, _APPEND, params, commit=commit, pending=pending)
         return self._stamp(pending, built, written, now)

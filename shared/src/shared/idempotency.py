@@ -180,9 +180,15 @@ async def run_idempotent(
     return Response(content, status_code=status_code, media_type="application/json")
 
 
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def jsonable_body(body: Any) -> str:
     """Serialise a response body once, so the first answer and its replays are the same bytes."""
-    return json.dumps(jsonable_encoder(body), ensure_ascii=False, separators=(",", ":"))
+    if type(body) is dict and all(type(value) in _PLAIN for value in body.values()):
+        return _compact(body)  # a command's answer (ids, versions): nothing to convert
+    return _compact(jsonable_encoder(body))
 
 
 async def purge_expired(
