@@ -88,7 +88,7 @@ from shared.events.envelope import Actor
 from shared.events.equipment import ItemStatus
 from shared.events.units import GlobalRole
 from shared.eventstore import AppendContext, AppendResult, EventStore, StoreTransaction
-from shared.idempotency import IdempotencyKeyDep, IfMatchVersion, run_idempotent
+from shared.idempotency import REPLAYED_HEADER, IdempotencyKeyDep, IfMatchVersion, run_idempotent
 from shared.problems import Problem, problem_response
 from shared.telemetry import current_traceparent
 from shared.web import ClockDep, MinPosition, SessionDep, StoreDep, health_router
@@ -281,10 +281,11 @@ def _context(principal: Principal, unit_id: str | None = None) -> AppendContext:
     )
 
 
-def _with_etag(response: Response) -> Response:
+def _with_etag(response: Response, version: int | None = None) -> Response:
     if 200 <= response.status_code < 300:  # noqa: PLR2004  (the success range)
-        body = json.loads(bytes(response.body))
-        response.headers["ETag"] = f'"{body["version"]}"'
+        if version is None:  # a replayed answer: its version is in its body
+            version = json.loads(bytes(response.body))["version"]
+        response.headers["ETag"] = f'"{version}"'
     return response
 
 
@@ -299,15 +300,20 @@ async def _command(
     status: int = 200,
     defer_begin: bool = False,
 ) -> Response:
+    produced: list[int] = []
+
     async def command(tx: StoreTransaction) -> tuple[int, dict[str, Any]]:
         result = await handle(tx)
+        produced.append(result.version)
         return status, {
             "stream_id": result.stream_id,
             "version": result.version,
             "position": result.last_position,
         }
 
-    return _with_etag(await run_idempotent(store, key, command, defer_begin=defer_begin))
+    response = await run_idempotent(store, key, command, defer_begin=defer_begin)
+    replayed = REPLAYED_HEADER in response.headers
+    return _with_etag(response, produced[-1] if produced and not replayed else None)
 
 
 def _remember_fields(request: Request, body: Any) -> None:
@@ -558,14 +564,16 @@ async def register_item(
     principal: PrincipalDep,
     store: StoreDep,
     clock: ClockDep,
-    session: SessionDep,
     key: IdempotencyKeyDep,
 ) -> Response:
     """Register an item in a unit (`entry` there); a repeat with the same item id is answered."""
     _remember_fields(request, body)
     if key is not None:  # a stored answer is replayed only to whom the checks let through
-        await _require_known_unit(session, body.unit_id)
-        await authz.require(session, principal, Action.RECORD_EQUIPMENT, body.unit_id)
+        # A session only here: without a key the checks run on the command's own connection.
+        sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+        async with sessions() as session:
+            await _require_known_unit(session, body.unit_id)
+            await authz.require(session, principal, Action.RECORD_EQUIPMENT, body.unit_id)
     command = RegisterItem(
         item_id=body.item_id or uuid4(),
         unit_id=body.unit_id,
