@@ -22,6 +22,7 @@ import pytest_asyncio
 from openpyxl import load_workbook
 from sqlalchemy import text
 
+from equipment import access, handlers
 from equipment.domain import asset_number
 from shared.events.units import GlobalRole, UnitRole
 from shared.hashchain import verify
@@ -248,6 +249,26 @@ async def test_the_database_spells_asset_numbers_as_the_domain_does(api: Api) ->
         first = await connection.execute(text("SELECT equipment_next_asset_number('0999998')"))
         assert first.scalar() == asset_number("0999998", 1)
         await connection.rollback()
+
+
+def _words(sql: str) -> str:
+    return " ".join(sql.replace("(", " ( ").replace(")", " ) ").replace(",", " , ").split())
+
+
+async def test_the_act_functions_run_the_checks_and_the_read_the_code_states(api: Api) -> None:
+    # equipment_0003 froze access._CHECK and handlers.ACT_READ_SQL into SQL functions (plans kept
+    # per session): a change of either text needs a new revision, and this test says so.
+    check = access._CHECK
+    for name in access.CHECK_PARAMETERS:
+        check = check.replace(f"%({name})s", f"p_{name}")
+    read = handlers.ACT_READ_SQL.replace("%s", "p_stream_ids", 1)
+    read = read.replace("%s", "p_inventory_stream", 1)
+    async with api.engine.connect() as connection:
+        for function, body in (("equipment_act_check", check), ("equipment_act_read", read)):
+            definition = await connection.execute(
+                text("SELECT pg_get_functiondef(to_regproc(:f))"), {"f": function}
+            )
+            assert _words(body) in _words(str(definition.scalar())), function
 
 
 async def test_a_serial_number_is_unique_per_manufacturer(api: Api, laptop: str) -> None:

@@ -4,7 +4,9 @@ Why this exists: `POST /items` is the hottest write of the service. Checked one 
 row, its open locations, `shared.authz.decide`'s three queries, the unit's advisory lock) the
 checks cost more round trips than the command itself. `check_unit_command` asks PostgreSQL for all
 of it in one statement, on the store transaction's own connection, and decides exactly as
-`shared.authz.require` does (same rules, same problems).
+`shared.authz.require` does (same rules, same problems). `check_unit_command_and_read` (POST
+/items) calls the same checks and the act's read as SQL functions (migration equipment_0003), so
+PostgreSQL does not plan them on every request.
 
 Usage::
 
@@ -34,7 +36,7 @@ from shared.authz import MAX_DEPTH, RULES, Action, Decision, UnitStatus
 from shared.events.units import GlobalRole
 from shared.problems import Problem
 
-__all__ = ["COVERING_GRANT_SQL", "Known", "check_unit_command", "decide"]
+__all__ = ["CHECK_PARAMETERS", "COVERING_GRANT_SQL", "Known", "check_unit_command", "decide"]
 
 # shared.authz._HAS_COVERING_GRANT with psycopg placeholders (kept equal by a unit test).
 COVERING_GRANT_SQL = """
@@ -71,6 +73,18 @@ _CHECK = (
     " ARRAY(SELECT location_id FROM equipment_locations_view"
     " WHERE unit_id = %(unit_id)s AND NOT is_retired) AS locations"
 )
+
+
+# The same checks and read as SQL functions (migration equipment_0003, which froze `_CHECK` and the
+# act's read with %(name)s / %s as p_<name>): PostgreSQL keeps their plans per session instead of
+# planning the recursive query and the read on every registration (a third of its CPU per
+# POST /items). A test compares the functions' bodies with `_CHECK` and `ACT_READ_SQL`.
+CHECK_PARAMETERS = ("unit_id", "user_id", "roles", "needs_recursive", "max_depth", "lock_key")
+_CALL_CHECK = (
+    "SELECT * FROM equipment_act_check(%(unit_id)s, %(user_id)s, %(roles)s::text[],"
+    " %(needs_recursive)s, %(max_depth)s, %(lock_key)s)"
+)
+_CALL_READ = "SELECT * FROM equipment_act_read(%s::text[], %s)"
 
 
 class Known:
@@ -161,10 +175,10 @@ async def check_unit_command_and_read(
     """
     key = handlers.unit_lock_key(unit_id)
     cursor = psycopg.AsyncClientCursor(uow.tx.connection, row_factory=namedtuple_row)
-    read_sql, read_values, wanted = uow.act_query(unit_id, *stream_ids)
+    _, read_values, wanted = uow.act_query(unit_id, *stream_ids)  # the values of ACT_READ_SQL
     begin = uow.tx.begin_prefix()
-    check = cursor.mogrify(_CHECK, _check_values(principal, action, unit_id, key))
-    await cursor.execute(f"{begin}{check}; {cursor.mogrify(read_sql, read_values)}")
+    check = cursor.mogrify(_CALL_CHECK, _check_values(principal, action, unit_id, key))
+    await cursor.execute(f"{begin}{check}; {cursor.mogrify(_CALL_READ, read_values)}")
     if begin:
         cursor.nextset()  # past BEGIN's answer
     row: Any = await cursor.fetchone()

@@ -106,6 +106,9 @@ _SELECT_WITH_CERTIFICATION = (
     " AND type = 'InventoryCertified' ORDER BY version DESC LIMIT 1)"
     " ORDER BY stream_id, version"
 )
+# The act's read (`UnitOfWork.act_query`); `equipment.access` calls it as the SQL function
+# equipment_act_read (migration equipment_0003), whose body a test keeps equal to it.
+ACT_READ_SQL = _SELECT_WITH_CERTIFICATION
 _LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(k) FROM unnest(%s::bigint[]) AS k"
 _LOCK_EXCLUSIVE = "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k"
 _ITEM_STREAMS_OF_UNIT = (
@@ -118,6 +121,7 @@ _NEXT_ASSET_NUMBER = (
 )
 
 __all__ = [
+    "ACT_READ_SQL",
     "UnitDirectory",
     "UnitOfWork",
     "accept_transfer",
