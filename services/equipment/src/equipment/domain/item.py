@@ -83,6 +83,10 @@ from shared.events.equipment import (
 )
 
 _DASHES = frozenset("-\u2010\u2011\u2012\u2013\u2014\u2015\u2212")
+# What normalise_serial drops: every str.isspace() character (none above U+3000) and the dashes.
+_SERIAL_DROPS = {
+    code: None for code in range(0x3001) if chr(code).isspace() or chr(code) in _DASHES
+}
 MAX_TEXT = 2000
 CLEARABLE_FIELDS = frozenset({"serial_number", "warranty_ends_on", "notes", "acquisition"})
 
@@ -96,8 +100,7 @@ def normalise_serial(text: str | None) -> str | None:
     """Return a serial number trimmed, upper-case, without spaces or dashes (None if empty)."""
     if text is None:
         return None
-    cleaned = "".join(ch for ch in text.upper() if not ch.isspace() and ch not in _DASHES)
-    return cleaned or None
+    return text.upper().translate(_SERIAL_DROPS) or None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from uuid import UUID
 
 from equipment import catalogue
@@ -64,6 +65,7 @@ def product_stream(product_id: UUID) -> str:
     return f"{PRODUCT_PREFIX}{product_id}"
 
 
+@lru_cache(maxsize=4096)  # a pure function of a few hundred names; an import asks per row
 def manufacturer_key(manufacturer: str) -> str:
     """Return a manufacturer's name folded (accents, case, spaces, dots) for uniqueness keys."""
     return "".join(ch for ch in fold(manufacturer) if ch.isalnum())

@@ -43,7 +43,7 @@ from equipment.importer.rows import (
 )
 from shared.clock import ATHENS, Clock
 from shared.events.base import Event
-from shared.events.equipment import Acquisition, ItemStatus
+from shared.events.equipment import Acquisition, ItemRegistered, ItemStatus
 from shared.eventstore import AppendContext, EventStore, StoreTransaction, VersionConflictError
 from shared.greek import fold as _fold_text
 
@@ -196,6 +196,16 @@ def _command(row: ImportRow, unit_id: str, product_id: UUID, location_id: str, *
     )
 
 
+def _with_asset_number(events: list[Event], number: str) -> list[Event]:
+    """Return a registration's events with its allocated asset number in place of the stand-in."""
+    return [
+        event.model_copy(update={"asset_number": number})
+        if isinstance(event, ItemRegistered)
+        else event
+        for event in events
+    ]
+
+
 def _error(row: ImportRow, column: str, reason: str) -> RowResult:
     label = LABELS.get(column, column)
     return RowResult(
@@ -309,26 +319,29 @@ class BatchImporter:
         await uow.read(*(domain.serial_stream(*key) for key in keys))
         for key in keys:
             claims[key] = await uow.claim(key)
-        # Two passes: decide with a placeholder number to learn which rows pass, allocate exactly
-        # that many numbers (no gaps), then decide again with the real ones (same outcome).
-        passing: list[tuple[int, ImportRow, RegisterItem]] = []
+        # Decide with a placeholder number to learn which rows pass, allocate exactly that many
+        # numbers (no gaps), then put the real ones in the registrations (the number is used for
+        # nothing else, so deciding again would give the same events).
+        passing: list[tuple[int, ImportRow, RegisterItem, list[Event]]] = []
         for index, (entry, command, _) in candidates.items():
             item = existing.get(entry.item_id)
             if item is not None:
                 results[index] = _unchanged(entry, item)
                 continue
             try:
-                self._decide(command, products, claims, inventory, today, _PLACEHOLDER_NUMBER)
+                decided = self._decide(
+                    command, products, claims, inventory, today, _PLACEHOLDER_NUMBER
+                )
             except domain.EquipmentDomainError as exc:
                 results[index] = _domain_error(entry, exc)
                 continue
-            passing.append((index, entry, command))
-        wanted = sum(1 for _, _, c in passing if not (c.asset_number or "").strip())
+            passing.append((index, entry, command, decided))
+        wanted = sum(1 for _, _, c, _ in passing if not (c.asset_number or "").strip())
         numbers = iter(await self._allocate(tx, wanted))
         events: list[Event] = list(new_products)
-        for index, entry, command in passing:
-            number = None if (command.asset_number or "").strip() else next(numbers)
-            events += self._decide(command, products, claims, inventory, today, number)
+        for index, entry, command, decided in passing:
+            is_legacy = bool((command.asset_number or "").strip())
+            events += decided if is_legacy else _with_asset_number(decided, next(numbers))
             results[index] = RowResult(entry.line, Outcome.CREATED, item_id=entry.item_id)
         if events:
             await uow.append(events, self.context)
