@@ -486,7 +486,7 @@ def ten_years(start: datetime, rng: random.Random) -> list[tuple[datetime, str, 
 
     for number in range(470):
         born = rng.uniform(0.0, 0.6)
-        dies = rng.uniform(born + 0.05, 1.0) if number < 170 else None
+        dies = rng.uniform(born + 0.05, 1.0) if number < 190 else None
         item = register(ASOF_UNIT, at(born), number)
         life(ASOF_UNIT, item, born, dies)
     for unit_number in range(40):  # neighbours: 500 events each
