@@ -30,7 +30,8 @@ end):
    a version frozen after it (certified where the body certified in the window, else live).
    Baseline in the same run: the receiver's raw capacity, the same number of PUTs (the very
    payloads it holds, each as a fresh version) sent straight to it with the delivery's concurrency
-   from one httpx client. The ratio delivery/raw shows the delivery's overhead.
+   from one aiohttp client, as the delivery worker's. The ratio delivery/raw shows the
+   delivery's overhead.
 4. Memory: peak RSS (VmHWM) of the worker and the receiver processes, ru_maxrss of the bench.
 
 How to read it: wall time on this machine with PostgreSQL, Kafka, the worker, the receiver and the
@@ -69,6 +70,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import psycopg
 
@@ -640,18 +642,25 @@ async def raw_capacity(url: str, payloads: list[dict[str, Any]], concurrency: in
         payload["idempotency_key"] = f"{payload['body_code']}:{payload['registry_version']}"
     gate = asyncio.Semaphore(concurrency)
     failures: list[str] = []
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    # The same HTTP client as the delivery worker's (aiohttp, keep-alive, same concurrency).
+    async with aiohttp.ClientSession(
+        base_url=url,
+        timeout=aiohttp.ClientTimeout(total=30),
+        connector=aiohttp.TCPConnector(limit=concurrency),
+    ) as client:
 
         async def one(payload: dict[str, Any]) -> None:
-            async with gate:
-                response = await client.put(
+            async with (
+                gate,
+                client.put(
                     f"/v1/bodies/{payload['body_code']}/table",
                     json=payload,
                     headers={"Idempotency-Key": payload["idempotency_key"]},
-                )
-            if response.status_code != 200 or response.json()["outcome"] != "applied":
-                failures.append(f"{response.status_code} {response.text[:200]}")
+                ) as response,
+            ):
+                text = await response.text()
+            if response.status != 200 or json.loads(text)["outcome"] != "applied":
+                failures.append(f"{response.status} {text[:200]}")
 
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:
