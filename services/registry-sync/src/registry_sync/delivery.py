@@ -51,7 +51,7 @@ from tenacity import (
 from registry_sync.breaker import BreakerState, CircuitBreaker
 from registry_sync.mapping import Mapping
 from registry_sync.projector import NOTIFY_CHANNEL
-from registry_sync.snapshot import read_body, read_live_bodies
+from registry_sync.snapshot import certified_in, read_body, read_live_bodies
 from registry_sync.table import to_payload
 from registry_sync.views import delivery_log, ledger
 from shared.clock import Clock
@@ -367,6 +367,10 @@ class Deliverer:
             live = await read_live_bodies(
                 conn, [row.body_code for row in to_build], mapping=self._mapping
             )
+            certified_somewhere: set[str] = set()
+            for campaign in {r.certified_campaign for r in to_build} - {None}:
+                owing = [r.body_code for r in to_build if r.certified_campaign == campaign]
+                certified_somewhere |= await certified_in(conn, owing, str(campaign))
             now = self._clock.now()
             updates: list[dict[str, Any]] = []
             for row in to_build:
@@ -374,7 +378,7 @@ class Deliverer:
                 if snapshot is None:  # the ledger row outlived its body (a rebuild under way)
                     continue
                 built, still_dirty = row.wanted_seq, None
-                if row.certified_campaign is not None:
+                if row.body_code in certified_somewhere:
                     certified = await read_body(
                         conn,
                         row.body_code,

@@ -184,7 +184,12 @@ async def apply_batch(batch: Sequence[RecordedEvent], session: AsyncSession) -> 
     await _flush_items(session, run)
 
 
-CHUNK = 2000
+_upsert = insert(items)
+UPSERT_ITEMS = _upsert.on_conflict_do_update(
+    index_elements=[items.c.item_id],
+    set_={c.name: _upsert.excluded[c.name] for c in items.c if c.name != "item_id"},
+)
+INSERT_HISTORY = insert(item_history).on_conflict_do_nothing()
 
 
 async def _flush_items(session: AsyncSession, run: list[tuple[RecordedEvent, Any]]) -> None:
@@ -227,19 +232,13 @@ async def _flush_items(session: AsyncSession, run: list[tuple[RecordedEvent, Any
         history.append(_history_row(after))
         for unit_id in units:
             touched[unit_id] = min(touched.get(unit_id, recorded.recorded_at), recorded.recorded_at)
-    rows = list(changed.values())
-    for start in range(0, len(rows), CHUNK):
-        statement = insert(items).values(rows[start : start + CHUNK])
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[items.c.item_id],
-                set_={c.name: statement.excluded[c.name] for c in items.c if c.name != "item_id"},
-            )
-        )
-    for start in range(0, len(history), CHUNK):
-        await session.execute(
-            insert(item_history).values(history[start : start + CHUNK]).on_conflict_do_nothing()
-        )
+    # Executemany forms: one cached statement whatever the number of rows (SQLAlchemy batches
+    # them as multi-row VALUES); a fresh multi-row statement per batch cost more to compile
+    # than to run.
+    if changed:
+        await session.execute(UPSERT_ITEMS, list(changed.values()))
+    if history:
+        await session.execute(INSERT_HISTORY, history)
     if touched:
         await _bump_bodies(session, list(touched), min(touched.values()))
 
@@ -322,10 +321,14 @@ async def _merge_body(session: AsyncSession, event: UnitMerged, at: datetime) ->
 async def _bump_bodies(session: AsyncSession, unit_ids: Iterable[str], at: datetime) -> None:
     """Mark the bodies whose tables count these units' items (each unit's own ledger row too)."""
     wanted = list(dict.fromkeys(unit_ids))
-    counted_in = select(bodies.c.reports_to).where(bodies.c.unit_id.in_(wanted))
+    counted_in = (
+        await session.execute(select(bodies.c.reports_to).where(bodies.c.unit_id.in_(wanted)))
+    ).scalars()
+    # Codes first, then an index scan by key (an OR of two IN lists scanned the whole ledger).
+    codes = sorted({*counted_in, *wanted})
     await session.execute(
         update(ledger)
-        .where(ledger.c.body_code.in_(counted_in) | ledger.c.body_code.in_(wanted))
+        .where(ledger.c.body_code.in_(codes))
         .values(
             wanted_seq=ledger.c.wanted_seq + 1,
             dirty_since=func.coalesce(ledger.c.dirty_since, at),

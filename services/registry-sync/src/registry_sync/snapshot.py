@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import and_, func, select
@@ -170,10 +171,30 @@ def _facts(row: Any) -> ItemFacts:
     )
 
 
-async def _certification_in(
-    connection: AsyncConnection, body_code: str, campaign_id: str
-) -> dict[str, Any] | None:
-    """Return the body's last certification within the campaign's window, else None."""
+async def certified_in(
+    connection: AsyncConnection, body_codes: list[str], campaign_id: str
+) -> set[str]:
+    """Return which of the bodies certified within the campaign's window (one query)."""
+    bounds = await _campaign_bounds(connection, campaign_id)
+    if bounds is None or not body_codes:
+        return set()
+    opens_at, ends_at = bounds
+    rows = await connection.execute(
+        select(certifications.c.unit_id)
+        .where(
+            certifications.c.unit_id.in_(body_codes),
+            certifications.c.certified_at >= opens_at,
+            certifications.c.certified_at < ends_at,
+        )
+        .distinct()
+    )
+    return set(rows.scalars())
+
+
+async def _campaign_bounds(
+    connection: AsyncConnection, campaign_id: str
+) -> tuple[datetime, datetime] | None:
+    """Return (opens_at, end) of a regular window or a known ad-hoc campaign, else None."""
     bounds = regular_window_bounds(campaign_id)
     if bounds is None:
         known = (
@@ -185,6 +206,14 @@ async def _certification_in(
             return None
         end = known.closed_at or known.deadline_at
         bounds = (known.opens_at, end) if end is not None else None
+    return bounds
+
+
+async def _certification_in(
+    connection: AsyncConnection, body_code: str, campaign_id: str
+) -> dict[str, Any] | None:
+    """Return the body's last certification within the campaign's window, else None."""
+    bounds = await _campaign_bounds(connection, campaign_id)
     if bounds is None:
         return None
     opens_at, ends_at = bounds
