@@ -38,6 +38,9 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
+    func,
+    or_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -148,6 +151,17 @@ ledger = Table(
     Column("parked_reason", Text, nullable=True),
     Column("mapping_version", String(32), nullable=True),
     Index("ix_rs_ledger_next_attempt_at", "next_attempt_at"),
+)
+# The delivery worker's question, "what is due, oldest first", answered from the few rows that
+# wait, not by scanning the ledger of every body (`registry_sync.delivery.Deliverer.due`).
+Index(
+    "ix_rs_ledger_due",
+    func.coalesce(ledger.c.next_attempt_at, ledger.c.dirty_since),
+    ledger.c.body_code,
+    postgresql_where=and_(
+        ledger.c.parked_at.is_(None),
+        or_(ledger.c.inflight_version.is_not(None), ledger.c.wanted_seq > ledger.c.built_seq),
+    ),
 )
 
 delivery_log = Table(

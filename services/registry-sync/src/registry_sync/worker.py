@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 import uuid
@@ -143,6 +144,8 @@ def worker_cli(settings: Settings, argv: Sequence[str] | None = None) -> int:
             policy=settings.delivery_policy(),
         )
         await remap_once(engine, clock, mapping.version)
+        # What start-up loaded lives as long as the process: keep it out of full collections.
+        gc.freeze()
         loops = [
             asyncio.create_task(deliverer.run(stop), name="registry-delivery"),
             asyncio.create_task(_housekeeping(settings, engine, clock, stop), name="housekeeping"),
