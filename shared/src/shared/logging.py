@@ -19,12 +19,12 @@ happens at import time; `configure_logging` may be called again (tests do) and r
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import TextIO
+from typing import Any, TextIO
 from uuid import UUID
 
 import structlog
@@ -146,25 +146,38 @@ def unbind_event_context() -> None:
     structlog.contextvars.unbind_contextvars(*_EVENT_KEYS)
 
 
-@contextmanager
+class _EventContext:
+    """Bind the event ids on entry; on exit, reset each to exactly what it was before."""
+
+    __slots__ = ("_fields", "_tokens")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self._fields = fields
+        self._tokens: Mapping[str, contextvars.Token[Any]] = {}
+
+    def __enter__(self) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(**self._fields)
+
+    def __exit__(self, *exc: object) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)
+
+
 def event_context(
     *,
     event_id: UUID | str | None = None,
     stream_id: UUID | str | None = None,
     unit_id: UUID | str | None = None,
-) -> Iterator[None]:
-    """Carry the given ids in log lines inside the block, then restore what was bound before."""
-    # Unbind first: a projector handles many events in one task, and an id the next event lacks
-    # must not be the previous event's.
-    previous = {
-        key: value
-        for key, value in structlog.contextvars.get_contextvars().items()
-        if key in _EVENT_KEYS
-    }
-    unbind_event_context()
-    bind_event_context(event_id=event_id, stream_id=stream_id, unit_id=unit_id)
-    try:
-        yield
-    finally:
-        unbind_event_context()
-        structlog.contextvars.bind_contextvars(**previous)
+) -> _EventContext:
+    """Carry the given ids in log lines inside the block, then restore what was bound before.
+
+    An id not given is bound as unbound (structlog's Ellipsis), so a projector handling many
+    events in one task never shows the previous event's id. A plain class, not a generator: the
+    projector enters it once per event (a few microseconds per event matter at 50k events/s).
+    """
+    return _EventContext(
+        {
+            "event_id": ... if event_id is None else str(event_id),
+            "stream_id": ... if stream_id is None else str(stream_id),
+            "unit_id": ... if unit_id is None else str(unit_id),
+        }
+    )
