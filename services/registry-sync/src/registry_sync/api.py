@@ -36,7 +36,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from registry_sync.mapping import load_mapping
-from registry_sync.reconcile import mark_for_resend
+from registry_sync.reconcile import mark_for_resend, request_reconciliation
 from registry_sync.render import BodyRef, iter_bodies_csv, iter_csv, write_bodies_xlsx, write_xlsx
 from registry_sync.snapshot import read_body
 from registry_sync.table import ItemFacts, Row, build_table_from_groups, row_to_json
@@ -238,8 +238,6 @@ async def ask_reconciliation(
 ) -> JSONResponse:
     """Ask the worker to compare the receiver with the ledger; poll the returned location."""
     await _require(session, principal, OPERATORS)
-    from registry_sync.worker import request_reconciliation  # noqa: PLC0415  (worker imports main)
-
     run_id = await request_reconciliation(_engine(request), _clock(request), by=principal.user_id)
     location = f"/registry/reconciliations/{run_id}"
     return JSONResponse(

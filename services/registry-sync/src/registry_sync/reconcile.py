@@ -21,11 +21,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from registry_sync.projector import NOTIFY_CHANNEL
@@ -186,6 +186,18 @@ async def mark_for_resend(
         result = await conn.execute(statement)
         await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
     return int(result.rowcount)
+
+
+async def request_reconciliation(engine: AsyncEngine, clock: Clock, *, by: str) -> UUID:
+    """Record a request for a reconciliation run (the worker runs it); return its id."""
+    run_id = uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(reconciliations).values(
+                id=run_id, requested_at=clock.now(), requested_by=by, status="requested"
+            )
+        )
+    return run_id
 
 
 async def run_requested(

@@ -21,22 +21,21 @@ import contextlib
 import gc
 import logging
 import sys
-import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
 import httpx
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from registry_sync.delivery import Deliverer
 from registry_sync.main import projections
 from registry_sync.mapping import load_mapping
 from registry_sync.projector import mark_certified_round
-from registry_sync.reconcile import run_requested
+from registry_sync.reconcile import mark_for_resend, request_reconciliation, run_requested
 from registry_sync.settings import Settings
-from registry_sync.views import ledger, reconciliations
+from registry_sync.views import ledger
 from registry_sync.windows import last_closed_regular_window
 from shared.clock import Clock, clock_from_env
 from shared.db import create_engine, session_factory
@@ -44,19 +43,7 @@ from shared.worker import run_worker, worker_main
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["close_windows_once", "remap_once", "request_reconciliation", "worker_cli"]
-
-
-async def request_reconciliation(engine: AsyncEngine, clock: Clock, *, by: str) -> uuid.UUID:
-    """Record a request for a reconciliation run (the worker runs it); return its id."""
-    run_id = uuid.uuid4()
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(reconciliations).values(
-                id=run_id, requested_at=clock.now(), requested_by=by, status="requested"
-            )
-        )
-    return run_id
+__all__ = ["close_windows_once", "remap_once", "worker_cli"]
 
 
 async def close_windows_once(engine: AsyncEngine, clock: Clock) -> bool:
@@ -83,8 +70,6 @@ async def remap_once(engine: AsyncEngine, clock: Clock, mapping_version: str) ->
         ).scalars()
         codes = list(stale)
     if codes:
-        from registry_sync.reconcile import mark_for_resend  # noqa: PLC0415
-
         await mark_for_resend(engine, codes, clock.now(), unpark=False)
         log.info("registry_mapping_changed", bodies=len(codes), mapping_version=mapping_version)
     return len(codes)
