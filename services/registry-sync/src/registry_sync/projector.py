@@ -98,10 +98,9 @@ async def apply(recorded: RecordedEvent, session: AsyncSession) -> None:  # noqa
             await _update_body(session, event.unit_id, at, status="abolished")
         case UnitMerged():
             await _merge_body(session, event, at)
-        case ItemRegistered():
-            await _register_item(session, recorded, event)
         case (
-            ItemDetailsCorrected()
+            ItemRegistered()
+            | ItemDetailsCorrected()
             | ItemStatusChanged()
             | ItemWithdrawn()
             | ItemBundled()
@@ -111,7 +110,7 @@ async def apply(recorded: RecordedEvent, session: AsyncSession) -> None:  # noqa
             | ItemTransferRejected()
             | ItemTransferCancelled()
         ):
-            await _update_item(session, recorded, **(_item_values(event) or {}))
+            await _flush_items(session, [(recorded, event)])  # the batch path, for one event
         case InventoryCertified():
             await session.execute(
                 insert(certifications)
@@ -367,22 +366,6 @@ def _registered_row(recorded: RecordedEvent, event: ItemRegistered) -> dict[str,
     }
 
 
-async def _register_item(
-    session: AsyncSession, recorded: RecordedEvent, event: ItemRegistered
-) -> None:
-    row = (
-        await session.execute(
-            insert(items)
-            .values(**_registered_row(recorded, event))
-            .on_conflict_do_nothing()
-            .returning(*items.c)
-        )
-    ).one_or_none()
-    if row is not None:
-        await _record_history(session, row._mapping)
-        await _bump_bodies(session, [event.unit_id], recorded.recorded_at)
-
-
 def _item_values(event: Any) -> dict[str, Any] | None:  # noqa: PLR0911  (one per event type)
     """Return what an item event changes in the item's row (None: not an item change)."""
     match event:
@@ -417,26 +400,6 @@ def _item_values(event: Any) -> dict[str, Any] | None:  # noqa: PLR0911  (one pe
             return None
 
 
-async def _update_item(session: AsyncSession, recorded: RecordedEvent, **values: Any) -> None:
-    """Apply an item event's changes (once: guarded by the stream version) and bump its bodies."""
-    item_id = UUID(recorded.stream_id)
-    before = (await session.execute(select(items).where(items.c.item_id == item_id))).one_or_none()
-    if before is None or all(before._mapping[name] == value for name, value in values.items()):
-        return  # not registered here (yet), or nothing the registry reports changed
-    row = (
-        await session.execute(
-            update(items)
-            .where(items.c.item_id == item_id, items.c.stream_version < recorded.version)
-            .values(**values, stream_version=recorded.version, position=recorded.position)
-            .returning(*items.c)
-        )
-    ).one_or_none()
-    if row is None:
-        return
-    await _record_history(session, row._mapping)
-    await _bump_bodies(session, {before.unit_id, row.unit_id}, recorded.recorded_at)
-
-
 def _history_row(row: Any) -> dict[str, Any]:
     return {
         "item_id": row["item_id"],
@@ -450,10 +413,6 @@ def _history_row(row: Any) -> dict[str, Any]:
         "status": row["status"],
         "in_bundle": row["bundle_item_id"] is not None,
     }
-
-
-async def _record_history(session: AsyncSession, row: Any) -> None:
-    await session.execute(insert(item_history).values(_history_row(row)).on_conflict_do_nothing())
 
 
 async def _merge_product(
