@@ -51,7 +51,7 @@ from tenacity import (
 from registry_sync.breaker import BreakerState, CircuitBreaker
 from registry_sync.mapping import Mapping
 from registry_sync.projector import NOTIFY_CHANNEL
-from registry_sync.snapshot import certified_in, read_body, read_live_bodies
+from registry_sync.snapshot import certified_in, read_certified, read_live_bodies
 from registry_sync.table import to_payload
 from registry_sync.views import delivery_log, ledger
 from shared.clock import Clock
@@ -379,13 +379,10 @@ class Deliverer:
                     continue
                 built, still_dirty = row.wanted_seq, None
                 if row.body_code in certified_somewhere:
-                    certified = await read_body(
-                        conn,
-                        row.body_code,
-                        mapping=self._mapping,
-                        certified_campaign=row.certified_campaign,
+                    certified = await read_certified(
+                        conn, snapshot, str(row.certified_campaign), mapping=self._mapping
                     )
-                    if certified is not None and certified.basis == "certified":
+                    if certified is not None:
                         # The certified table is the inventory as certified; changes since then
                         # must still reach the registry, as the next (live) version.
                         if certified.table.content_hash != snapshot.table.content_hash:

@@ -7,14 +7,14 @@ merged into it); a certified table folds `rs_item_history` as of the certificati
 
 Usage::
 
-    snapshot = await read_body(connection, "0551010", mapping=load_mapping(),
-                               certified_campaign="window-2026-12")
-    snapshot.table.rows, snapshot.basis, snapshot.certification
+    live = await read_body(connection, "0551010", mapping=load_mapping())
+    certified = await read_certified(connection, live, "window-2026-12", mapping=load_mapping())
+    live.table.rows, certified.basis, certified.certification   # certified: None if it did not
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -44,42 +44,35 @@ class BodySnapshot:
 
 
 async def read_body(
-    connection: AsyncConnection,
-    body_code: str,
-    *,
-    mapping: Mapping,
-    certified_campaign: str | None = None,
+    connection: AsyncConnection, body_code: str, *, mapping: Mapping
 ) -> BodySnapshot | None:
-    """Return the body's table now (certified if it owes a campaign's certified report)."""
-    body = (
-        await connection.execute(select(bodies).where(bodies.c.unit_id == body_code))
-    ).one_or_none()
-    if body is None:
+    """Return the body's live table now, or None if no such body reports."""
+    return (await read_live_bodies(connection, [body_code], mapping=mapping)).get(body_code)
+
+
+async def read_certified(
+    connection: AsyncConnection, live: BodySnapshot, campaign_id: str, *, mapping: Mapping
+) -> BodySnapshot | None:
+    """Return the body's table as of its last certification in the campaign, else None.
+
+    `live` is the body's live snapshot (its name and status are the push's either way).
+    """
+    if live.body_status == "merged":
         return None
-    members = select(bodies.c.unit_id).where(bodies.c.reports_to == body_code)
-    certification = None
-    if certified_campaign is not None and body.status != "merged":
-        certification = await _certification_in(connection, body_code, certified_campaign)
+    certification = await _certification_in(connection, live.body_code, campaign_id)
     if certification is None:
-        groups = await _live_groups(connection, members)
-        basis: Basis = "live"
-        stated = None
-    else:
-        groups = await _groups_as_of(connection, members, certification["covers_position"])
-        basis = "certified"
-        stated = {
+        return None
+    members = select(bodies.c.unit_id).where(bodies.c.reports_to == live.body_code)
+    groups = await _groups_as_of(connection, members, certification["covers_position"])
+    return replace(
+        live,
+        basis="certified",
+        certification={
             "certification_id": str(certification["certification_id"]),
             "certified_at": format_instant(certification["certified_at"]),
             "content_hash": certification["content_hash"],
             "item_count": certification["item_count"],
-        }
-    return BodySnapshot(
-        body_code=body_code,
-        body_name=body.name,
-        body_status=body.status,
-        merged_into=body.merged_into if body.status == "merged" else None,
-        basis=basis,
-        certification=stated,
+        },
         table=build_table_from_groups(groups, mapping),
     )
 
@@ -119,17 +112,6 @@ async def read_live_bodies(
         )
         for code, body in found.items()
     }
-
-
-async def _live_groups(connection: AsyncConnection, members: Any) -> list[tuple[ItemFacts, int]]:
-    in_bundle = items.c.bundle_item_id.is_not(None).label("in_bundle")
-    columns = [items.c[name] for name in _FACTS]
-    rows = await connection.execute(
-        select(*columns, in_bundle, func.count().label("n"))
-        .where(items.c.unit_id.in_(members))
-        .group_by(*columns, in_bundle)
-    )
-    return [(_facts(row), row.n) for row in rows]
 
 
 async def _groups_as_of(
