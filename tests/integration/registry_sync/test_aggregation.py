@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import openpyxl
 import pytest
-import pytest_asyncio
 
 from registry_sync.render import BODY_HEADERS, HEADERS
 from shared.events.equipment import (
@@ -31,13 +28,9 @@ from shared.events.equipment import (
     ItemWithdrawn,
 )
 from shared.events.units import UnitMerged, UnitRenamed
-from tests.conftest import DatabaseFactory
-from tests.conftest import _create_topics as create_topics
 from tests.integration.registry_sync.kit import (
-    PARTITIONS,
     SyncWorld,
     item,
-    running_sync,
     unit,
 )
 from tests.receiver import Receiver
@@ -45,32 +38,6 @@ from tests.receiver import Receiver
 pytestmark = pytest.mark.infra
 
 A, B, C = "0551001", "0551002", "0551003"
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def world(
-    fresh_database: DatabaseFactory,
-    kafka_bootstrap: str,
-    run_id: str,
-    _created_topics: list[str],
-    tmp_path: Path,
-    receiver: Receiver,
-) -> AsyncIterator[SyncWorld]:
-    name = f"agg{uuid4().hex[:6]}"
-    urls = (
-        fresh_database(f"rs_{name}_units"),
-        fresh_database(f"rs_{name}_equipment"),
-        fresh_database(f"rs_{name}_compliance"),
-        fresh_database(f"rs_{name}_registry"),
-    )
-    topics = tuple(f"rs-test.{name}.{kind}.{run_id}" for kind in ("units", "equipment", "own"))
-    await create_topics(kafka_bootstrap, list(topics), PARTITIONS)
-    _created_topics.extend(topics)
-    async with running_sync(
-        urls=urls, topics=topics, bootstrap_servers=kafka_bootstrap,  # type: ignore[arg-type]
-        issuer_dir=tmp_path / "issuer", receiver_url=receiver.url,
-    ) as built:  # fmt: skip
-        yield built
 
 
 def table(receiver: Receiver, code: str) -> list[tuple[Any, ...]]:

@@ -12,24 +12,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
-import pytest_asyncio
 
 from registry_sync.worker import close_windows_once
 from shared.clock import FixedClock
 from shared.events.compliance import CampaignClosed, CampaignOpened, ScopeKind
 from shared.events.equipment import InventoryCertified, ItemStatus, ItemStatusChanged, ItemWithdrawn
-from tests.conftest import DatabaseFactory
 from tests.integration.registry_sync.kit import (
     SyncWorld,
     assert_no_duplicate_application,
-    fresh_world,
     item,
     now,
     unit,
@@ -40,23 +35,6 @@ pytestmark = pytest.mark.infra
 
 CERTIFIED, UNCERTIFIED = "0556001", "0556002"
 CAMPAIGN = "adhoc-rs-certified-round"
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def world(
-    fresh_database: DatabaseFactory,
-    kafka_bootstrap: str,
-    run_id: str,
-    _created_topics: list[str],
-    tmp_path: Path,
-    receiver: Receiver,
-) -> AsyncIterator[SyncWorld]:
-    async with fresh_world(
-        f"cert{uuid4().hex[:6]}", fresh_database=fresh_database, kafka_bootstrap=kafka_bootstrap,
-        run_id=run_id, created_topics=_created_topics, tmp_path=tmp_path,
-        receiver_url=receiver.url,
-    ) as built:  # fmt: skip
-        yield built
 
 
 def table(held: dict[str, Any] | None) -> list[tuple[Any, ...]]:

@@ -9,41 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
-from uuid import uuid4
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from registry_sync.views import reconciliations
 from registry_sync.worker import _housekeeping, close_windows_once
 from shared.clock import SystemClock
-from tests.conftest import DatabaseFactory
-from tests.integration.registry_sync.kit import SyncWorld, eventually, fresh_world, item, unit
+from tests.integration.registry_sync.kit import SyncWorld, eventually, item, unit
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.infra
 
 CODE = "0558001"
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def world(
-    fresh_database: DatabaseFactory,
-    kafka_bootstrap: str,
-    run_id: str,
-    _created_topics: list[str],
-    tmp_path: Path,
-    receiver: Receiver,
-) -> AsyncIterator[SyncWorld]:
-    async with fresh_world(
-        f"hk{uuid4().hex[:6]}", fresh_database=fresh_database, kafka_bootstrap=kafka_bootstrap,
-        run_id=run_id, created_topics=_created_topics, tmp_path=tmp_path,
-        receiver_url=receiver.url,
-    ) as built:  # fmt: skip
-        yield built
 
 
 async def test_a_scheduled_reconciliation_repairs_an_altered_body(

@@ -65,23 +65,6 @@ CATEGORIES = [
 PUSH_LINE = re.compile(r"push body=(\d+) version=(\d+) outcome=(\w+) held=(\d+)")
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def world(
-    fresh_database: DatabaseFactory,
-    kafka_bootstrap: str,
-    run_id: str,
-    _created_topics: list[str],
-    tmp_path: Path,
-    receiver: Receiver,
-) -> AsyncIterator[SyncWorld]:
-    async with fresh_world(
-        f"out{uuid4().hex[:6]}", fresh_database=fresh_database, kafka_bootstrap=kafka_bootstrap,
-        run_id=run_id, created_topics=_created_topics, tmp_path=tmp_path,
-        receiver_url=receiver.url,
-    ) as built:  # fmt: skip
-        yield built
-
-
 class Stream:
     """Random additive changes: new items, and status flips of items already registered."""
 

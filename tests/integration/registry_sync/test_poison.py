@@ -15,21 +15,16 @@ delivers it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import date
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
-import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.events.equipment import Acquisition, ItemDetailsCorrected, ItemStatus, ItemStatusChanged
-from tests.conftest import DatabaseFactory
 from tests.integration.registry_sync.kit import (
     SyncWorld,
     eventually,
-    fresh_world,
     item,
     unit,
 )
@@ -40,23 +35,6 @@ pytestmark = pytest.mark.infra
 GOOD = [f"05540{n:02d}" for n in range(1, 7)]
 BAD = "0554009"
 DLQ = "registry-sync.view.dlq"
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def world(
-    fresh_database: DatabaseFactory,
-    kafka_bootstrap: str,
-    run_id: str,
-    _created_topics: list[str],
-    tmp_path: Path,
-    receiver: Receiver,
-) -> AsyncIterator[SyncWorld]:
-    async with fresh_world(
-        f"poi{uuid4().hex[:6]}", fresh_database=fresh_database, kafka_bootstrap=kafka_bootstrap,
-        run_id=run_id, created_topics=_created_topics, tmp_path=tmp_path,
-        receiver_url=receiver.url,
-    ) as built:  # fmt: skip
-        yield built
 
 
 async def publish_junk(bootstrap: str, topic: str) -> None:

@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from registry_sync.reconcile import run_requested
 from shared.clock import SystemClock
 from shared.events.units import GlobalRole
-from tests.conftest import DatabaseFactory
 from tests.integration.registry_sync.kit import (
     SyncWorld,
     eventually,
-    fresh_world,
     item,
     now,
     unit,
@@ -38,23 +33,6 @@ pytestmark = pytest.mark.infra
 
 CODES = [f"05550{n:02d}" for n in range(1, 6)]
 ALTERED, LOST = CODES[1], CODES[3]
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def world(
-    fresh_database: DatabaseFactory,
-    kafka_bootstrap: str,
-    run_id: str,
-    _created_topics: list[str],
-    tmp_path: Path,
-    receiver: Receiver,
-) -> AsyncIterator[SyncWorld]:
-    async with fresh_world(
-        f"rec{uuid4().hex[:6]}", fresh_database=fresh_database, kafka_bootstrap=kafka_bootstrap,
-        run_id=run_id, created_topics=_created_topics, tmp_path=tmp_path,
-        receiver_url=receiver.url,
-    ) as built:  # fmt: skip
-        yield built
 
 
 async def deliver_some(world: SyncWorld) -> None:
