@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from time import monotonic
 from typing import Any
 from uuid import UUID
@@ -95,12 +96,27 @@ class AppendContext:
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
-    """What an append produced: the stream's new version and the events' global positions."""
+    """What an append produced: the stream's new version and the events' global positions.
+
+    `events` (the recorded events, with their envelopes) are built on first use: most callers
+    need only the version and positions, and building them costs as much as spelling the request.
+    """
 
     stream_id: str
     version: int
     positions: tuple[int, ...]
-    events: tuple[RecordedEvent, ...] = field(default=(), repr=False)
+    recorded: tuple[RecordedEvent, ...] | Callable[[], tuple[RecordedEvent, ...]] = field(
+        default=(), repr=False, compare=False
+    )
+
+    @property
+    def events(self) -> tuple[RecordedEvent, ...]:
+        """Return the recorded events of this append, in version order."""
+        recorded = self.recorded
+        if callable(recorded):
+            recorded = recorded()
+            object.__setattr__(self, "recorded", recorded)
+        return recorded
 
     @property
     def last_position(self) -> int:
@@ -149,19 +165,18 @@ _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _json_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
-# uuid4 by hand: one urandom call per append instead of one per event, the version (4) and variant
-# (RFC 4122) bits set the way uuid.uuid4 sets them.
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
-
-
-def _uuid4s(count: int) -> list[UUID]:
-    raw = os.urandom(16 * count)
-    from_bytes = int.from_bytes
-    return [
-        UUID(int=(from_bytes(raw[i : i + 16]) & _UUID4_CLEAR) | _UUID4_SET)
-        for i in range(0, 16 * count, 16)
-    ]
+# uuid4 by hand, as text: one urandom call per append instead of one per event, the version (4)
+# and variant (RFC 4122) bits set the way uuid.uuid4 sets them, spelled the way str(UUID) spells
+# them (the append needs the text; a UUID object is made only for the recorded events).
+def _uuid4_texts(count: int) -> list[str]:
+    raw = bytearray(os.urandom(16 * count))
+    texts = []
+    for i in range(0, 16 * count, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80
+        h = raw[i : i + 16].hex()
+        texts.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return texts
 
 
 class StoreTransaction:
@@ -361,13 +376,13 @@ class EventStore:
         # chains the digests) and the request is assembled from JSON fragments, not re-serialised.
         # With a `fill` whose placeholder the events hold, the database hashes their texts.
         placeholder = fill.placeholder if fill is not None else None
-        holders: set[UUID] = set()  # the events whose data or unit holds the placeholder
+        holders: set[str] = set()  # the events whose data or unit holds the placeholder
         now = self.clock.now()
         now_text = format_time(now)
         source = self.source
         encode_string = _json_string
         streams: list[str] = []
-        built: list[list[tuple[UUID, Event, Mapping[str, Any], str | None]]] = []
+        built: list[list[tuple[str, Event, Mapping[str, Any], str | None]]] = []
         total = 0
         for item in pending:
             context = item.context
@@ -392,10 +407,9 @@ class EventStore:
                 "traceparent": context.traceparent,
             }
             rows: list[str] = []
-            batch: list[tuple[UUID, Event, Mapping[str, Any], str | None]] = []
+            batch: list[tuple[str, Event, Mapping[str, Any], str | None]] = []
             context_unit = context.unit_id
-            for event, event_id in zip(item.events, _uuid4s(len(item.events)), strict=True):
-                id_text = str(event_id)
+            for event, id_text in zip(item.events, _uuid4_texts(len(item.events)), strict=True):
                 data = event.payload()
                 data_text = canonical_text(data)
                 unit_value = getattr(event, "unit_id", None)
@@ -410,7 +424,7 @@ class EventStore:
                     data_text=data_text,
                 )
                 if placeholder is not None and placeholder in event_text:
-                    holders.add(event_id)
+                    holders.add(id_text)
                     hashed = f'"text":{encode_string(event_text)}'
                 else:
                     hashed = f'"digest":"{hashlib.sha256(event_text.encode()).hexdigest()}"'
@@ -419,7 +433,7 @@ class EventStore:
                     f'"schema_version":{int(event.schema_version)},"data":{data_text},'
                     f'"unit_id":{unit_text},{hashed}}}'
                 )
-                batch.append((event_id, event, data, unit_id))
+                batch.append((id_text, event, data, unit_id))
             expected = "null" if item.expected_version is None else str(int(item.expected_version))
             streams.append(
                 f'{{"stream_id":{encode_string(item.stream_id)},"expected_version":{expected},'
@@ -456,46 +470,23 @@ class EventStore:
     def _stamp(
         self,
         pending: list[_Pending],
-        built: list[list[tuple[UUID, Event, Mapping[str, Any], str | None]]],
+        built: list[list[tuple[str, Event, Mapping[str, Any], str | None]]],
         written: list[Any],
         now: datetime,
     ) -> list[AppendResult]:
-        # The written rows (one per event, in order) make the recorded events of each stream.
-        source = self.source
+        # The written rows (one per event, in order): each stream's share gives its version and
+        # positions now, and its recorded events when someone asks for them.
         results: list[AppendResult] = []
         index = 0
         for item, batch in zip(pending, built, strict=True):
-            context = item.context
-            stamped: list[RecordedEvent] = []
-            for event_id, event, payload, unit_id in batch:
-                version, position, prevhash, hash_ = written[index][:4]
-                index += 1
-                stamped.append(
-                    RecordedEvent(
-                        event_id=event_id,
-                        source=source,
-                        stream_id=item.stream_id,
-                        version=version,
-                        position=position,
-                        type=event.type,
-                        schema_version=event.schema_version,
-                        data=payload,
-                        recorded_at=now,
-                        unit_id=unit_id,
-                        actor=context.actor,
-                        correlation_id=context.correlation_id,
-                        causation_id=context.causation_id,
-                        traceparent=context.traceparent,
-                        prevhash=prevhash,
-                        hash=hash_,
-                    )
-                )
+            rows = written[index : index + len(batch)]
+            index += len(batch)
             results.append(
                 AppendResult(
                     item.stream_id,
-                    stamped[-1].version,
-                    tuple(e.position for e in stamped),
-                    tuple(stamped),
+                    rows[-1][0],
+                    tuple(row[1] for row in rows),
+                    partial(_recorded, self.source, item, batch, rows, now),
                 )
             )
         return results
@@ -686,6 +677,37 @@ async def _send(
         return await cursor.fetchall()
     except psycopg.Error as exc:
         raise _translate(exc, pending) from exc
+
+
+def _recorded(
+    source: str,
+    item: _Pending,
+    batch: list[tuple[str, Event, Mapping[str, Any], str | None]],
+    rows: list[Any],
+    now: datetime,
+) -> tuple[RecordedEvent, ...]:
+    context = item.context
+    return tuple(
+        RecordedEvent(
+            event_id=UUID(event_id),
+            source=source,
+            stream_id=item.stream_id,
+            version=row[0],
+            position=row[1],
+            type=event.type,
+            schema_version=event.schema_version,
+            data=payload,
+            recorded_at=now,
+            unit_id=unit_id,
+            actor=context.actor,
+            correlation_id=context.correlation_id,
+            causation_id=context.causation_id,
+            traceparent=context.traceparent,
+            prevhash=row[2],
+            hash=row[3],
+        )
+        for (event_id, event, payload, unit_id), row in zip(batch, rows, strict=True)
+    )
 
 
 def _put_value(data: Any, placeholder: str, value: str) -> Any:

@@ -30,6 +30,7 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 _REGISTRY: dict[str, type[Event]] = {}
 _UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+_NOT_PAYLOAD = {"type"}  # never mutated
 
 
 class UnknownEventTypeError(LookupError):
@@ -74,7 +75,12 @@ class Event(BaseModel):
 
     def payload(self) -> dict[str, Any]:
         """Return the JSON-ready payload (without `type`, which travels beside it)."""
-        return self.model_dump(mode="json", exclude={"type"})
+        # `model_dump(mode="json", exclude=...)` without its wrapper: the same call to the same
+        # serializer at half the cost (every append spells every event's payload).
+        payload: dict[str, Any] = self.__pydantic_serializer__.to_python(
+            self, mode="json", exclude=_NOT_PAYLOAD
+        )
+        return payload
 
 
 def register_upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
