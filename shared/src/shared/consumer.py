@@ -250,6 +250,16 @@ class ProjectorRunner:
         self, batch: dict[TopicPartition, list[Any]], consumer: AIOKafkaConsumer | None
     ) -> BatchStats:
         """Apply one `getmany` batch in one transaction; return what it did."""
+        # A batch decodes into tens of thousands of small objects that all stay alive until it
+        # commits, so the cyclic collector, were it running, would pass over them again and
+        # again and promote them into the oldest generation, whose full passes then grow (in
+        # `make bench` a third of the projector's time went to collections). So it is paused for
+        # the batch: reference counting frees the batch's objects once it is done, and the
+        # collector resumes right after, for whatever cycles anything made meanwhile. The pause
+        # lasts one batch transaction; should that hang (database or broker down), only cyclic
+        # garbage waits for it, reference counting frees everything else as usual.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
         try:
             stats = await self._process(batch, consumer, careful=False)
         except Exception as exc:
@@ -257,6 +267,9 @@ class ProjectorRunner:
                 "projector_batch_retry_carefully", projection=self.projection.name, error=repr(exc)
             )
             stats = await self._process(batch, consumer, careful=True)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         self.applied += stats.applied
         self.dead_lettered += stats.dead_lettered
         for tp, stored in stats.partitions.items():
@@ -319,25 +332,6 @@ class ProjectorRunner:
         stats: BatchStats,
     ) -> list[tuple[Any, RecordedEvent]]:
         """Decode the batch; set aside poison, skip what was applied, note the new offsets."""
-        # Decoding a batch allocates tens of thousands of small, acyclic objects that stay alive
-        # until the batch commits; the cyclic collector would scan them again and again (it halved
-        # the projector's throughput in `make bench`). This loop never awaits, so pausing the
-        # collector for its length is bounded; reference counting still frees what dies.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return self._select_records(batch, stored, consumer, stats)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-
-    def _select_records(
-        self,
-        batch: dict[TopicPartition, list[Any]],
-        stored: dict[TopicPartition, _Stored],
-        consumer: AIOKafkaConsumer | None,
-        stats: BatchStats,
-    ) -> list[tuple[Any, RecordedEvent]]:
         to_apply: list[tuple[Any, RecordedEvent]] = []
         for tp, records in batch.items():
             current = stored.get(tp)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from shared.clock import SystemClock
-from shared.consumer import ProjectorRunner, load_offsets, rebuild, wait_for_position
+from shared.consumer import Projection, ProjectorRunner, load_offsets, rebuild, wait_for_position
+from shared.events.envelope import RecordedEvent
 from shared.eventstore import EventStore
 from shared.outbox import OutboxRelay
 from tests.conftest import DatabaseFactory, TopicFactory
@@ -92,6 +95,23 @@ async def fill(source: Source, streams: int, rounds: int) -> int:
                     f"s{stream}", [Counted(amount=round_ * 7 + stream)], expected_version=round_
                 )
     return streams * rounds
+
+
+def watching_the_collector(counting: Projection) -> tuple[Projection, list[bool]]:
+    """Return `counting` noting at each apply whether the cyclic collector is on; and the notes."""
+    notes: list[bool] = []
+    batch = counting.apply_batch
+    assert batch is not None
+
+    async def watched_apply(event: RecordedEvent, session: AsyncSession) -> None:
+        notes.append(gc.isenabled())
+        await counting.apply(event, session)
+
+    async def watched_batch(events: Sequence[RecordedEvent], session: AsyncSession) -> None:
+        notes.append(gc.isenabled())
+        await batch(events, session)
+
+    return dataclasses.replace(counting, apply=watched_apply, apply_batch=watched_batch), notes
 
 
 def spawn_projector(url: str, topic: str, bootstrap: str, name: str) -> subprocess.Popen[bytes]:
@@ -199,9 +219,9 @@ async def test_poison_events_go_to_the_dead_letter_topic_and_the_loop_goes_on(
     result = await source.store.append("p-3", [Counted(amount=3)], expected_version=0)
     await source.publish_all()
 
-    runner = ProjectorRunner(
-        projection(name, [source.topic]), engine=engine, bootstrap_servers=source.bootstrap
-    )
+    watched, collector_on = watching_the_collector(projection(name, [source.topic]))
+    runner = ProjectorRunner(watched, engine=engine, bootstrap_servers=source.bootstrap)
+    assert gc.isenabled()
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
@@ -228,6 +248,11 @@ async def test_poison_events_go_to_the_dead_letter_topic_and_the_loop_goes_on(
             )
         }
     assert rows == {"p-1": (2, 3), "p-3": (1, 3)}
+    # The collector is paused while a batch applies, on the fast path and on the careful one
+    # (a batch here fails and is redone), and always resumed.
+    assert collector_on
+    assert not any(collector_on)
+    assert gc.isenabled()
 
     consumer = AIOKafkaConsumer(
         f"{name}.dlq", bootstrap_servers=source.bootstrap, auto_offset_reset="earliest"

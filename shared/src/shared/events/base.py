@@ -21,7 +21,7 @@ producer module so the registry is complete wherever the package is used.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -126,9 +126,15 @@ def upcast(event_type: str, schema_version: int, data: dict[str, Any]) -> dict[s
     return data
 
 
-def decode(event_type: str, schema_version: int, data: dict[str, Any]) -> Event:
+def decode(event_type: str, schema_version: int, data: Mapping[str, Any]) -> Event:
     """Return the typed event for a stored or received payload, upcasting older versions."""
     cls = event_class(event_type)
-    payload = upcast(event_type, schema_version, dict(data))
-    payload.pop("type", None)
-    return cls.model_validate({"type": event_type, **payload})
+    # The current version (the common case) needs no upcasting; `data` is copied either way.
+    if schema_version == cls.SCHEMA_VERSION:
+        payload = dict(data)
+    else:
+        payload = upcast(event_type, schema_version, dict(data))
+    payload["type"] = event_type
+    # `model_validate` without its wrapper: projectors decode every event they read.
+    event: Event = cls.__pydantic_validator__.validate_python(payload)
+    return event
