@@ -6,8 +6,9 @@ are dropped at the end):
 1. Appends, sequential single writer, a new stream per transaction: appends/s with one event per
    transaction and events/s with ten, for our `EventStore` and for the `eventsourcing` library
    (PyPI, its PostgreSQL recorder, its own fresh database on the same server) doing the same thing
-   the same way (build the events, then one save per transaction). Both are warmed up; each figure
-   is the best of 3 runs sized to last about `--seconds` each. Ratio ours/theirs, target >= 2.0x.
+   the same way (build the events, then one save per transaction). Both are warmed up and sized
+   to last about `--seconds` a run; then they run in turns, 3 rounds, and each figure is its
+   side's best run. Ratio ours/theirs, target >= 2.0x.
    One more row runs 8 concurrent writers on our store (informative: appends serialise on the
    position row, so this shows what concurrency buys on this machine).
 2. Relay: `--events` events are appended in bulk (informative rate), then `OutboxRelay` drains the
@@ -276,16 +277,24 @@ async def measure(
     run: Callable[[int], Awaitable[None]], *, warmup: int, seconds: float
 ) -> tuple[float, list[float], int]:
     """Warm up, size N to last `seconds`, then return (best rate, rates, N) of RUNS runs."""
+    count = await size_run(run, warmup=warmup, seconds=seconds)
+    rates = [await timed_rate(run, count) for _ in range(RUNS)]
+    return max(rates), rates, count
+
+
+async def size_run(run: Callable[[int], Awaitable[None]], *, warmup: int, seconds: float) -> int:
+    """Warm `run` up with `warmup` items; return how many last about `seconds`."""
     started = time.perf_counter()
     await run(warmup)
     rough = warmup / (time.perf_counter() - started)
-    count = max(warmup, int(rough * seconds))
-    rates = []
-    for _ in range(RUNS):
-        started = time.perf_counter()
-        await run(count)
-        rates.append(count / (time.perf_counter() - started))
-    return max(rates), rates, count
+    return max(warmup, int(rough * seconds))
+
+
+async def timed_rate(run: Callable[[int], Awaitable[None]], count: int) -> float:
+    """Run `count` items; return items/s."""
+    started = time.perf_counter()
+    await run(count)
+    return count / (time.perf_counter() - started)
 
 
 def _runs(rates: list[float], count: int, per: str) -> str:
@@ -322,16 +331,27 @@ async def bench_appends(report: Report, admin_url: str, run_id: str, seconds: fl
             async def theirs(n: int, per_tx: int = per_tx) -> None:
                 theirs_appends(app, n, per_tx)
 
-            report.memory.start()
-            rate, rates, count = await measure(ours, warmup=300, seconds=seconds)
-            ours_rate = rate * per_tx
-            report.add(ours_label, ours_rate, unit, _runs([r * per_tx for r in rates], count, "tx"))
-            report.memory.start()
-            rate, rates, count = await measure(theirs, warmup=300, seconds=seconds)
-            theirs_rate = rate * per_tx
-            report.add(
-                theirs_label, theirs_rate, unit, _runs([r * per_tx for r in rates], count, "tx")
-            )
+            # Sized and warmed up each, then run in turns (ours, theirs, ours, ...), RUNS rounds,
+            # so that a slower or faster spell of the machine falls on both sides alike.
+            sizes = {
+                side: await size_run(run, warmup=300, seconds=seconds)
+                for side, run in (("ours", ours), ("theirs", theirs))
+            }
+            side_rates: dict[str, list[float]] = {"ours": [], "theirs": []}
+            memory: dict[str, str] = {}
+            for _ in range(RUNS):
+                for side, run in (("ours", ours), ("theirs", theirs)):
+                    report.memory.start()
+                    side_rates[side].append(await timed_rate(run, sizes[side]) * per_tx)
+                    memory[side] = report.memory.report()
+            ours_rate, theirs_rate = max(side_rates["ours"]), max(side_rates["theirs"])
+            for side, label, rate in (
+                ("ours", ours_label, ours_rate),
+                ("theirs", theirs_label, theirs_rate),
+            ):
+                report.add(
+                    label, rate, unit, _runs(side_rates[side], sizes[side], "tx"), memory[side]
+                )
             report.verdict(
                 f"append ours/eventsourcing, {per_tx} event(s)/tx",
                 ours_rate / theirs_rate,

@@ -166,18 +166,20 @@ _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _json_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
-# uuid4 by hand, as text: one urandom call per append instead of one per event, the version (4)
-# and variant (RFC 4122) bits set the way uuid.uuid4 sets them, spelled the way str(UUID) spells
-# them (the append needs the text; a UUID object is made only for the recorded events).
+# uuid4 by hand, as text: one urandom call per append instead of one per event, spelled the way
+# str(UUID) spells it, with the version (4) and variant (RFC 4122: 10xx) nibbles set the way
+# uuid.uuid4 sets them. The append needs the text; a UUID object is made only for recorded events.
+_VARIANT_NIBBLE = {f"{n:x}": f"{(n & 0x3) | 0x8:x}" for n in range(16)}
+
+
 def _uuid4_texts(count: int) -> list[str]:
-    raw = bytearray(os.urandom(16 * count))
-    texts = []
-    for i in range(0, 16 * count, 16):
-        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40
-        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80
-        h = raw[i : i + 16].hex()
-        texts.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    return texts
+    digits = os.urandom(16 * count).hex()
+    variant = _VARIANT_NIBBLE
+    return [
+        f"{digits[i : i + 8]}-{digits[i + 8 : i + 12]}-4{digits[i + 13 : i + 16]}-"
+        f"{variant[digits[i + 16]]}{digits[i + 17 : i + 20]}-{digits[i + 20 : i + 32]}"
+        for i in range(0, 32 * count, 32)
+    ]
 
 
 class StoreTransaction:
