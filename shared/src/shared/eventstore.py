@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -270,6 +269,7 @@ class EventStore:
         # of an append. Only when the pool has another connection for everyone else.
         self._spare: psycopg.AsyncConnection[Any] | None = None
         self._spare_since = monotonic()
+        self._cursors: dict[psycopg.AsyncConnection[Any], psycopg.AsyncCursor[Any]] = {}
 
     @classmethod
     async def open(
@@ -289,6 +289,7 @@ class EventStore:
     async def close(self) -> None:
         """Close the pool."""
         spare, self._spare = self._spare, None
+        self._cursors.clear()
         if spare is not None:
             await self.pool.putconn(spare)
         await self.pool.close()
@@ -315,7 +316,17 @@ class EventStore:
                 return
             self._spare_since = monotonic()
         # The pool checks it (and replaces a broken one) and recycles old connections.
+        self._cursors.pop(connection, None)
         await self.pool.putconn(connection)
+
+    def _cursor(self, connection: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[Any]:
+        # One cursor per checked-out connection for the appends, reused while the store holds the
+        # connection (the spare, mostly): making one per call cost a sixth of the client's work
+        # for a one-event append. Dropped when the connection goes back to the pool.
+        cursor = self._cursors.get(connection)
+        if cursor is None:
+            cursor = self._cursors[connection] = connection.cursor()
+        return cursor
 
     @asynccontextmanager
     async def transaction(self, *, defer_begin: bool = False) -> AsyncIterator[StoreTransaction]:
@@ -450,6 +461,7 @@ class EventStore:
             assert fill is not None  # noqa: S101  (holders only with a fill)
             written = await _send(
                 connection,
+                self._cursor(connection),
                 _APPEND_FILLED.format(value=fill.value_sql),
                 (*params, fill.placeholder, *fill.params),
                 commit=commit,
@@ -467,7 +479,10 @@ class EventStore:
                 for batch in built
             ]  # fmt: skip
         else:
-            written = await _send(connection, _APPEND, params, commit=commit, pending=pending)
+            cursor = self._cursor(connection)
+            written = await _send(
+                connection, cursor, _APPEND, params, commit=commit, pending=pending
+            )
         return self._stamp(pending, built, written, now)
 
     def _stamp(
@@ -661,15 +676,9 @@ def record_from_row(source: str, row: Any) -> RecordedEvent:
     )
 
 
-# One cursor per connection for the appends, reused: making one per call costs a sixth of the
-# client's work for a one-event append. A connection is used by one caller at a time.
-_cursors: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], psycopg.AsyncCursor[Any]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 async def _send(
     connection: psycopg.AsyncConnection[Any],
+    cursor: psycopg.AsyncCursor[Any],
     statement: str,
     params: tuple[Any, ...],
     *,
@@ -683,9 +692,6 @@ async def _send(
             client = psycopg.AsyncClientCursor(connection)
             await client.execute(statement + "; COMMIT", params)
             return await client.fetchall()
-        cursor = _cursors.get(connection)
-        if cursor is None:
-            cursor = _cursors[connection] = connection.cursor()
         await cursor.execute(statement, params, prepare=True)
         return await cursor.fetchall()
     except psycopg.Error as exc:

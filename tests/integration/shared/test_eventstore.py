@@ -59,6 +59,8 @@ async def test_append_then_load_returns_the_events_with_metadata(store: EventSto
     assert loaded[0].actor == Actor("teacher-1", "entry")
     assert loaded[1].event() == Counted(amount=2, unit_id="0551198")
     assert loaded[0].recorded_at == T0
+    # The result's recorded events (built when asked for) are the stored ones, envelope and all.
+    assert result.events == tuple(loaded)
 
 
 async def test_two_concurrent_appends_with_the_same_expected_version_one_wins(
@@ -137,6 +139,9 @@ async def test_positions_are_gap_free_under_concurrent_appends(store: EventStore
             )
 
     await asyncio.gather(*(writer(n) for n in range(8)))
+    # The writers used several pooled connections; the appends' cursors went back with them but
+    # for the one connection the store keeps for itself (no cursor keeps a connection alive).
+    assert len(store._cursors) <= 1
     positions = [e.position async for e in store.iterate(after_position=start, page_size=50)]
     assert positions == list(range(start + 1, start + 1 + len(positions)))
     assert len(positions) == 8 * sum(1 + i % 3 for i in range(15))
