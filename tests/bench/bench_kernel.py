@@ -590,27 +590,18 @@ async def bench_pipeline(
                 if peak >= memory.get(kind, (-1, ""))[0]:
                     memory[kind] = (peak, report.memory.report())
         fetch = f", getmany({RAW_MAX_RECORDS})"
-        report.add(
-            "consume raw aiokafka",
-            max(rates["raw"]),
-            "records/s",
-            _runs(rates["raw"], total, "records") + fetch,
-            memory["raw"][1],
-        )
-        report.add(
-            "consume raw aiokafka + decode_record (info)",
-            max(rates["decode"]),
-            "records/s",
-            _runs(rates["decode"], total, "records") + fetch,
-            memory["decode"][1],
-        )
-        report.add(
-            "project counting projection (ProjectorRunner)",
-            max(rates["project"]),
-            "events/s",
-            _runs(rates["project"], total, "events") + f", batch {batch_size}",
-            memory["project"][1],
-        )
+        for kind, label, unit, detail in (
+            ("raw", "consume raw aiokafka", "records", fetch),
+            ("decode", "consume raw aiokafka + decode_record (info)", "records", fetch),
+            ("project", "project counting projection (ProjectorRunner)", "events", ""),
+        ):
+            report.add(
+                label,
+                max(rates[kind]),
+                f"{unit}/s",
+                _runs(rates[kind], total, unit) + (detail or f", batch {batch_size}"),
+                memory[kind][1],
+            )
         report.verdict(
             "projector / raw consumer",
             max(rates["project"]) / max(rates["raw"]),
