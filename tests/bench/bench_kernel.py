@@ -7,7 +7,7 @@ are dropped at the end):
    transaction and events/s with ten, for our `EventStore` and for the `eventsourcing` library
    (PyPI, its PostgreSQL recorder, its own fresh database on the same server) doing the same thing
    the same way (build the events, then one save per transaction). Both are warmed up and sized
-   to last about `--seconds` a run; then they run in turns, 3 rounds, and each figure is its
+   to last about `--seconds` a run; then they run in turns, 5 rounds, and each figure is its
    side's best run. Ratio ours/theirs, target >= 2.0x.
    One more row runs 8 concurrent writers on our store (informative: appends serialise on the
    position row, so this shows what concurrency buys on this machine).
@@ -19,7 +19,7 @@ are dropped at the end):
    getmany(max_records=5000), same fetch settings, decoding nothing). Ratio projector/raw,
    target >= 25%. The raw consumer is also timed when it decodes each record into a
    `RecordedEvent` the way the projector does (informative: the decoding share of the
-   projector's cost). The three take turns, 3 rounds, and each keeps its best run, so what
+   projector's cost). The three take turns, 5 rounds, and each keeps its best run, so what
    slows the process down over time (a growing heap makes the garbage collector's passes
    longer) weighs on all of them alike. Every clock starts once the first non-empty batch is
    handled and counts only the records after it, so the consumer-group join and the first
@@ -77,7 +77,7 @@ from tests.integration.shared.kit import Counted, prepare, projection, test_coun
 ROOT = Path(__file__).resolve().parents[2]
 APPEND_TARGET = 2.0
 PROJECTOR_TARGET = 0.25
-RUNS = 3
+RUNS = 5
 CONCURRENT_WRITERS = 8
 PARTITIONS = 6
 RAW_MAX_RECORDS = 5000
