@@ -46,9 +46,8 @@ def format_time(instant: datetime) -> str:
     if instant.tzinfo is None:
         raise ValueError("event times must be aware")
     utc = instant.astimezone(UTC)
-    if (
-        utc.year < _FOUR_DIGIT_YEARS
-    ):  # strftime spells these years unpadded; keep that spelling (and hashes)
+    if utc.year < _FOUR_DIGIT_YEARS:
+        # strftime spells these years unpadded: keep that spelling (and so the hashes).
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     # isoformat is twice as fast as strftime and spells every later time the same way.
     return utc.isoformat(timespec="microseconds")[:-6] + "Z"
