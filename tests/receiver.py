@@ -32,9 +32,11 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -208,6 +210,20 @@ class Receiver:
     def reset(self) -> None:
         """Forget every body, key and counter; fault mode back to ok."""
         self._ok(self._admin.post("/_admin/reset"))
+
+    def applied_versions_in_order(self) -> dict[str, list[int]]:
+        """Return, per body, the versions applied, in the order applied (from its own storage)."""
+        connection = sqlite3.connect(self.db_path, timeout=10.0)
+        try:
+            rows = connection.execute(
+                "SELECT body_code, registry_version FROM applied_keys ORDER BY rowid"
+            ).fetchall()
+        finally:
+            connection.close()
+        applied: dict[str, list[int]] = defaultdict(list)
+        for code, version in rows:
+            applied[code].append(version)
+        return applied
 
     # -- contract reads (through the data port, so faults apply) --------------------------------
 

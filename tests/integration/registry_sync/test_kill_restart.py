@@ -180,20 +180,6 @@ async def unacknowledged_at_receiver(world: SyncWorld, receiver: Receiver) -> li
     ]
 
 
-def applied_versions_in_order(db_path: Path) -> dict[str, list[int]]:
-    connection = sqlite3.connect(db_path, timeout=10.0)
-    try:
-        rows = connection.execute(
-            "SELECT body_code, registry_version FROM applied_keys ORDER BY rowid"
-        ).fetchall()
-    finally:
-        connection.close()
-    applied: dict[str, list[int]] = defaultdict(list)
-    for code, version in rows:
-        applied[code].append(version)
-    return applied
-
-
 async def test_kill_9_during_deliveries_loses_nothing_and_applies_nothing_twice(
     world: SyncWorld, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -251,7 +237,7 @@ async def test_kill_9_during_deliveries_loses_nothing_and_applies_nothing_twice(
         assert sum(row[-1] for row in rows_of(held)) == registered[code], code
     assert_no_duplicate_application(receiver)
     ledger_rows = await world.ledger_rows()
-    applied = applied_versions_in_order(receiver.db_path)
+    applied = receiver.applied_versions_in_order()
     for code in CODES:
         row = ledger_rows[code]
         assert applied[code] == list(range(1, row.acked_version + 1)), code

@@ -140,21 +140,6 @@ class Watcher:
                 assert n2 >= n1, f"{code}: v{v2} counts {n2} items, fewer than v{v1} ({n1})"
 
 
-def applied_versions_in_order(db_path: Path) -> dict[str, list[int]]:
-    """Return, per body, the versions the receiver applied, in the order it applied them."""
-    connection = sqlite3.connect(db_path, timeout=5.0)
-    try:
-        rows = connection.execute(
-            "SELECT body_code, registry_version FROM applied_keys ORDER BY rowid"
-        ).fetchall()
-    finally:
-        connection.close()
-    applied: dict[str, list[int]] = defaultdict(list)
-    for code, version in rows:
-        applied[code].append(version)
-    return applied
-
-
 async def pushes_received(receiver: Receiver) -> int:
     stats = await asyncio.to_thread(receiver.stats)
     return int(stats["pushes_received"])
@@ -228,7 +213,7 @@ async def test_after_outages_the_receiver_holds_our_view_applied_once_never_back
     assert sum(row.failures_total for row in ledger_rows.values()) > 0
     # Never backwards: the held tables as watched, the order of application, the answers given.
     watcher.assert_never_backwards()
-    applied = applied_versions_in_order(receiver.db_path)
+    applied = receiver.applied_versions_in_order()
     for code in CODES:
         assert applied[code] == list(range(1, ledger_rows[code].acked_version + 1)), code
     held_answered: dict[str, int] = {}
