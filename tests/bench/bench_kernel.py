@@ -167,7 +167,7 @@ class Memory:
 
     def report(self) -> str:
         """Return the phase's memory figures as one cell."""
-        peak = _status_kib("VmHWM")
+        peak = self.peak_kib()
         maxrss = self.run_peak_kib = max(self.run_peak_kib, _maxrss_kib())
         grown = max(0, peak - self.start_kib)
         text = f"{peak / 1024:6.0f} (+{grown / 1024:4.0f}) {maxrss / 1024:6.0f}"

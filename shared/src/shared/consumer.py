@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from shared.events.base import EventSchemaTooNewError, UnknownEventTypeError
 from shared.events.envelope import EnvelopeDecodeError, RecordedEvent
 from shared.logging import event_context
-from shared.outbox import advisory_key
+from shared.outbox import advisory_key, sleep_or_stop
 from shared.partitioning import partition_for
 from shared.telemetry import context_from_traceparent
 
@@ -221,7 +221,7 @@ class ProjectorRunner:
                 log.warning(
                     "projector_kafka_error", projection=self.projection.name, error=str(exc)
                 )
-                await _sleep_or_stop(stop, backoff)
+                await sleep_or_stop(stop, backoff)
                 backoff = min(5.0, backoff * 2)
             finally:
                 with contextlib.suppress(Exception):
@@ -490,11 +490,6 @@ async def ensure_topic(bootstrap_servers: str, topic: str, partitions: int = 1) 
         pass
     finally:
         await admin.close()
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 # --- read your writes -------------------------------------------------------------------------

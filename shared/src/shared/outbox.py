@@ -100,7 +100,7 @@ class OutboxRelay:
                     self._conninfo, autocommit=True
                 ) as lock_conn:
                     if not await self._try_lock(lock_conn):
-                        await _sleep_or_stop(stop, self._standby_poll_s)
+                        await sleep_or_stop(stop, self._standby_poll_s)
                         continue
                     self.is_leader = True
                     log.info("outbox_relay_leading", topic=self.topic)
@@ -113,7 +113,7 @@ class OutboxRelay:
                 log.warning(
                     "outbox_relay_retrying", topic=self.topic, error=str(exc), backoff_s=backoff
                 )
-                await _sleep_or_stop(stop, backoff)
+                await sleep_or_stop(stop, backoff)
                 backoff = min(self._max_backoff_s, backoff * 2) * (0.75 + random.random() / 2)  # noqa: S311
 
     async def _try_lock(self, conn: psycopg.AsyncConnection[Any]) -> bool:
@@ -135,7 +135,7 @@ class OutboxRelay:
                     await lock_conn.execute("SELECT 1")
                     sent = await self.publish_batch(conn, producer, partitions)
                     if sent == 0:
-                        await _sleep_or_stop(stop, self._idle_poll_s)
+                        await sleep_or_stop(stop, self._idle_poll_s)
             finally:
                 with contextlib.suppress(KafkaError, OSError):
                     await producer.stop()
@@ -157,7 +157,7 @@ class OutboxRelay:
                 with contextlib.suppress(Exception):
                     await producer.stop()
                 log.warning("outbox_kafka_unavailable", error=str(exc), backoff_s=backoff)
-                await _sleep_or_stop(stop, backoff)
+                await sleep_or_stop(stop, backoff)
                 backoff = min(self._max_backoff_s, backoff * 2)
         return None
 
@@ -221,6 +221,7 @@ class OutboxRelay:
             return int(row[0]) if row else 0
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `stop` is set meanwhile (every background loop's pause)."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -29,6 +29,7 @@ from compliance.settings import Settings
 from shared.clock import Clock, clock_from_env
 from shared.db import create_engine, session_factory
 from shared.eventstore import EventStore, VersionConflictError
+from shared.outbox import sleep_or_stop
 from shared.worker import run_worker, worker_main
 
 log = structlog.get_logger(__name__)
@@ -62,8 +63,7 @@ async def publish_loop(settings: Settings, stop: asyncio.Event, *, clock: Clock)
                     log.info("compliance_states_published", events=published)
             except Exception as exc:  # the loop must outlive a database outage
                 log.warning("compliance_publish_failed", error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=settings.publish_interval_s)
+            await sleep_or_stop(stop, settings.publish_interval_s)
     finally:
         await store.close()
         await engine.dispose()

@@ -56,7 +56,7 @@ from registry_sync.table import to_payload
 from registry_sync.views import delivery_log, ledger
 from shared.clock import Clock
 from shared.eventstore import libpq_url
-from shared.outbox import advisory_key
+from shared.outbox import advisory_key, sleep_or_stop
 
 log = structlog.get_logger(__name__)
 
@@ -171,7 +171,7 @@ class Deliverer:
                     )
                     row = await cursor.fetchone()
                     if not (row and row[0]):
-                        await _sleep_or_stop(stop, 1.0)
+                        await sleep_or_stop(stop, 1.0)
                         continue
                     self.is_leader = True
                     try:
@@ -181,7 +181,7 @@ class Deliverer:
                 backoff = 0.2
             except (psycopg.OperationalError, OSError) as exc:
                 log.warning("registry_delivery_retrying", error=str(exc), backoff_s=backoff)
-                await _sleep_or_stop(stop, backoff)
+                await sleep_or_stop(stop, backoff)
                 backoff = min(10.0, backoff * 2)
 
     async def _lead(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
@@ -588,8 +588,3 @@ def _detail(response: Answer) -> str:
 
 def _ms(delta: timedelta) -> int:
     return max(0, int(delta.total_seconds() * 1000))
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import sys
@@ -39,6 +38,7 @@ from registry_sync.views import ledger
 from registry_sync.windows import last_closed_regular_window
 from shared.clock import Clock, clock_from_env
 from shared.db import create_engine, session_factory
+from shared.outbox import sleep_or_stop
 from shared.worker import run_worker, worker_main
 
 log = structlog.get_logger(__name__)
@@ -98,8 +98,7 @@ async def _housekeeping(
                     pass
             except Exception as exc:  # the loop must outlive a database outage
                 log.warning("registry_housekeeping_failed", error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            await sleep_or_stop(stop, 1.0)
 
 
 def worker_cli(settings: Settings, argv: Sequence[str] | None = None) -> int:
