@@ -53,7 +53,7 @@ from psycopg_pool import AsyncConnectionPool
 from shared.clock import Clock
 from shared.events.base import Event
 from shared.events.envelope import Actor, RecordedEvent, format_time
-from shared.hashchain import CanonicalEnvelope, canonical_text
+from shared.hashchain import GENESIS, CanonicalEnvelope, canonical_text
 from shared.schema import VERSION_CONFLICT_SQLSTATE
 
 _APPEND = (
@@ -161,6 +161,8 @@ class _Pending:
     context: AppendContext
 
 
+sha256 = hashlib.sha256
+_GENESIS = bytes.fromhex(GENESIS)  # the prevhash of a stream's first event
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _json_string: Callable[[str], str] = json.encoder.encode_basestring
 
@@ -387,8 +389,9 @@ class EventStore:
         fill: Fill | None = None,
     ) -> list[AppendResult]:
         # The hot path: each event is spelled once as canonical JSON (hashed here, the database
-        # chains the digests) and the request is assembled from JSON fragments, not re-serialised.
-        # With a `fill` whose placeholder the events hold, the database hashes their texts.
+        # chains the digests, or takes a new stream's chain made here) and the request is
+        # assembled from JSON fragments, not re-serialised. With a `fill` whose placeholder the
+        # events hold, the database hashes their texts.
         placeholder = fill.placeholder if fill is not None else None
         holders: set[str] = set()  # the events whose data or unit holds the placeholder
         now = self.clock.now()
@@ -423,7 +426,13 @@ class EventStore:
             rows: list[str] = []
             batch: list[tuple[str, Event, Mapping[str, Any], str | None]] = []
             context_unit = context.unit_id
-            for event, id_text in zip(item.events, _uuid4_texts(len(item.events)), strict=True):
+            # A new stream (expected at version 0) starts from the genesis hash: its chain is
+            # computed here and the database takes it (if the stream is indeed new: otherwise the
+            # version check refuses the append) instead of hashing each event under its lock.
+            chained = _GENESIS if item.expected_version == 0 and placeholder is None else None
+            for version, (event, id_text) in enumerate(
+                zip(item.events, _uuid4_texts(len(item.events)), strict=True), 1
+            ):
                 data = event.payload()
                 data_text = canonical_text(data)
                 unit_value = getattr(event, "unit_id", None)
@@ -437,11 +446,15 @@ class EventStore:
                     unit_id=unit_id,
                     data_text=data_text,
                 )
-                if placeholder is not None and placeholder in event_text:
+                if chained is not None:
+                    digest = sha256(event_text.encode()).digest()
+                    chained = sha256(chained + digest + version.to_bytes(4, "big")).digest()
+                    hashed = f'"hash":"{chained.hex()}"'
+                elif placeholder is not None and placeholder in event_text:
                     holders.add(id_text)
                     hashed = f'"text":{encode_string(event_text)}'
                 else:
-                    hashed = f'"digest":"{hashlib.sha256(event_text.encode()).hexdigest()}"'
+                    hashed = f'"digest":"{sha256(event_text.encode()).hexdigest()}"'
                 rows.append(
                     f'{{"event_id":"{id_text}","type":{type_text},'
                     f'"schema_version":{int(event.schema_version)},"data":{data_text},'

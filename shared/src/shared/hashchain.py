@@ -5,7 +5,8 @@ the fact. Each event's `hash` is SHA-256 over the previous event's hash, the dig
 canonical JSON (every attribute that says what happened: id, source, stream, type, schema version,
 time, unit, actor, correlation, causation and data) and its version (4 bytes, big-endian). The
 digest leaves the version out so a writer can compute it before it knows the stream's head; the
-database chains it (`shared.schema.APPEND_FUNCTION`) and this module checks the same formula.
+database chains it (`shared.schema.APPEND_FUNCTION`), except for a new stream, whose chain the
+writer computes from `GENESIS` (`shared.eventstore`), and this module checks the same formula.
 Changing, removing or reordering any event breaks
 every hash after it; `verify` names the first event that does not fit.
 

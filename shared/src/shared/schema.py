@@ -125,10 +125,14 @@ VERSION_CONFLICT_SQLSTATE = "IC409"
 # append has committed, assigns gap-free positions in commit order, chains each event's hash to its
 # predecessor (sha256(prevhash || content digest || version), the digest computed by the caller over
 # the canonical JSON, see shared.hashchain) and writes the events and their outbox rows in one
-# statement. Few SQL statements on purpose: each costs more than the arithmetic around it, so the
-# loops only walk the input (plpgsql expressions) and the rows are inserted set-based at the end.
+# statement. A stream with no event yet may come with its events' hashes ("hash" instead of
+# "digest"): its chain starts at the genesis hash, so the writer can compute it (shared.eventstore
+# does, for appends that expect version 0) and the hashing stays out of the lock; a "hash" for a
+# stream that has events is ignored (its digest is chained as usual). Few SQL statements on
+# purpose: each costs more than the arithmetic around it, so the loops only walk the input
+# (plpgsql expressions) and the rows are inserted set-based at the end.
 # Input: p_streams = [{"stream_id", "expected_version" (int or null), "metadata" (the stream's
-# events share it), "events": [{event_id, type, schema_version, data, unit_id, digest}]}],
+# events share it), "events": [{event_id, type, schema_version, data, unit_id, digest | hash}]}],
 # p_total = the number of events, p_recorded_at = their time. One row per event comes back.
 APPEND_FUNCTION = r"""
 CREATE OR REPLACE FUNCTION ictc_append(p_streams jsonb, p_total integer,
@@ -141,6 +145,7 @@ DECLARE
     v_stream jsonb;
     v_events jsonb;
     v_hash text;
+    v_new boolean;
     v_k integer := 0;
     v_streams integer[];
     v_indexes integer[];
@@ -155,7 +160,8 @@ BEGIN
         out_stream_id := v_stream ->> 'stream_id';
         SELECT ev.version, ev.hash INTO out_version, v_hash
           FROM events AS ev WHERE ev.stream_id = out_stream_id ORDER BY ev.version DESC LIMIT 1;
-        IF NOT FOUND THEN
+        v_new := NOT FOUND;
+        IF v_new THEN
             out_version := 0;
             v_hash := repeat('0', 64);
         END IF;
@@ -170,9 +176,13 @@ BEGIN
             out_version := out_version + 1;
             out_position := v_base + v_k;
             out_prevhash := v_hash;
-            v_hash := encode(sha256(decode(v_hash, 'hex')
-                                    || decode(v_events -> j ->> 'digest', 'hex')
-                                    || int4send(out_version)), 'hex');
+            IF v_new AND v_events -> j ? 'hash' THEN
+                v_hash := v_events -> j ->> 'hash';
+            ELSE
+                v_hash := encode(sha256(decode(v_hash, 'hex')
+                                        || decode(v_events -> j ->> 'digest', 'hex')
+                                        || int4send(out_version)), 'hex');
+            END IF;
             out_hash := v_hash;
             v_streams[v_k] := i;
             v_indexes[v_k] := j;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.clock import FixedClock
 from shared.events.envelope import Actor, RecordedEvent
 from shared.eventstore import AppendContext, EventStore, VersionConflictError
-from shared.hashchain import verify
+from shared.hashchain import GENESIS, chain, chain_digest, verify
 from tests.conftest import DatabaseFactory
 from tests.integration.shared.kit import Counted, prepare
 
@@ -200,6 +201,68 @@ async def test_stored_chain_verifies_and_each_tampering_names_the_first_bad_even
     await tamper("DELETE FROM events WHERE stream_id = 'chain' AND version = 2")
     breaks = verify(await store.load("chain"))
     assert [(b.version, b.reason) for b in breaks] == [(3, "version 3 follows version 1")]
+
+
+async def test_a_new_streams_chain_made_by_the_writer_is_the_one_the_database_would_make(
+    store: EventStore,
+) -> None:
+    # Expected version 0: the store chains the events itself and sends the hashes; expected None:
+    # it sends digests and the database chains them. Both must give `chain`'s hashes.
+    events = [Counted(amount=n, unit_id="0551198" if n % 2 else None) for n in range(1, 5)]
+    context = AppendContext(actor=Actor("teacher-1", "entry"), traceparent=None)
+    await store.append("by-writer", events, expected_version=0, context=context)
+    await store.append("by-database", events, expected_version=None, context=context)
+    # ... and a later append to the writer-chained stream is chained by the database from its head.
+    await store.append("by-writer", [Counted(amount=9)], expected_version=4)
+    for stream, length in (("by-writer", 5), ("by-database", 4)):
+        loaded = await store.load(stream)
+        assert len(loaded) == length
+        previous = GENESIS
+        for event in loaded:
+            assert event.prevhash == previous
+            assert event.hash == chain(previous, event.hashed_attributes(), event.version)
+            previous = event.hash
+        assert verify(loaded) == []
+
+
+async def test_the_database_takes_a_given_hash_only_for_a_stream_without_events(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    await store.append("has-events", [Counted(amount=1)], expected_version=0)
+    head = (await store.load("has-events"))[-1]
+    digest = "ab" * 32
+    forged = "f" * 64
+
+    async def append_raw(stream: str, expected: int) -> None:
+        event = {
+            "event_id": "0b6f3c52-2d2b-4f7e-9a55-6f1d2c3b4a59",
+            "type": "Counted",
+            "schema_version": 1,
+            "data": {"amount": 2, "unit_id": None},
+            "unit_id": None,
+            "digest": digest,
+            "hash": forged,
+        }
+        streams = [
+            {"stream_id": stream, "expected_version": expected, "metadata": {}, "events": [event]}
+        ]
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("SELECT * FROM ictc_append(CAST(:streams AS jsonb), 1, :at)"),
+                {"streams": json.dumps(streams), "at": T0},
+            )
+
+    # A stream with events: the given hash is ignored, the digest is chained to the head.
+    await append_raw("has-events", 1)
+    second = (await store.load("has-events"))[-1]
+    assert second.prevhash == head.hash
+    assert second.hash == chain_digest(head.hash, bytes.fromhex(digest), 2)
+    # A new stream: the writer's hash is taken as given, so a wrong one is stored as it came, and
+    # `verify` names the event (the chain check, not the database, is what catches a bad writer).
+    await append_raw("no-events", 0)
+    stored = await store.load("no-events")
+    assert stored[0].hash == forged
+    assert [(b.version, "altered" in b.reason) for b in verify(stored)] == [(1, True)]
 
 
 async def test_snapshots_bound_the_replay_and_give_the_same_state(
