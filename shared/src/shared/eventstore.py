@@ -161,7 +161,7 @@ class _Pending:
     context: AppendContext
 
 
-sha256 = hashlib.sha256
+_sha256 = hashlib.sha256
 _GENESIS = bytes.fromhex(GENESIS)  # the prevhash of a stream's first event
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _json_string: Callable[[str], str] = json.encoder.encode_basestring
@@ -447,14 +447,14 @@ class EventStore:
                     data_text=data_text,
                 )
                 if chained is not None:
-                    digest = sha256(event_text.encode()).digest()
-                    chained = sha256(chained + digest + version.to_bytes(4, "big")).digest()
+                    digest = _sha256(event_text.encode()).digest()
+                    chained = _sha256(chained + digest + version.to_bytes(4, "big")).digest()
                     hashed = f'"hash":"{chained.hex()}"'
                 elif placeholder is not None and placeholder in event_text:
                     holders.add(id_text)
                     hashed = f'"text":{encode_string(event_text)}'
                 else:
-                    hashed = f'"digest":"{sha256(event_text.encode()).hexdigest()}"'
+                    hashed = f'"digest":"{_sha256(event_text.encode()).hexdigest()}"'
                 rows.append(
                     f'{{"event_id":"{id_text}","type":{type_text},'
                     f'"schema_version":{int(event.schema_version)},"data":{data_text},'
