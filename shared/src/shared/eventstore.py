@@ -756,10 +756,11 @@ def _put_value(data: Any, placeholder: str, value: str) -> Any:
 def _translate(exc: psycopg.Error, pending: list[_Pending]) -> Exception:
     diag = exc.diag
     if exc.sqlstate == VERSION_CONFLICT_SQLSTATE:
-        stream = diag.message_hint or pending[0].stream_id
-        expected = next((p.expected_version for p in pending if p.stream_id == stream), None)
+        # The function names the conflicting entry by its index (a stream may come twice).
+        hint = diag.message_hint or ""
+        item = pending[int(hint)] if hint.isdigit() and int(hint) < len(pending) else pending[0]
         actual = int(diag.message_detail) if diag.message_detail else None
-        return VersionConflictError(stream, expected, actual)
+        return VersionConflictError(item.stream_id, item.expected_version, actual)
     if exc.sqlstate == "23505" and "uq_events_stream_id_version" in str(exc):
         return VersionConflictError(pending[0].stream_id, pending[0].expected_version, None)
     return exc

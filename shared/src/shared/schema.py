@@ -128,9 +128,11 @@ VERSION_CONFLICT_SQLSTATE = "IC409"
 # statement. A stream with no event yet may come with its events' hashes ("hash" instead of
 # "digest"): its chain starts at the genesis hash, so the writer can compute it (shared.eventstore
 # does, for appends that expect version 0) and the hashing stays out of the lock; a "hash" for a
-# stream that has events is ignored (its digest is chained as usual). Few SQL statements on
-# purpose: each costs more than the arithmetic around it, so the loops only walk the input
-# (plpgsql expressions) and the rows are inserted set-based at the end.
+# stream that has events is ignored (its digest is chained as usual). A stream may come more than
+# once (appends to it in one transaction): each later entry continues from the earlier one. A
+# version conflict names the entry (its index, as the HINT) and the version found (DETAIL). Few
+# SQL statements on purpose: each costs more than the arithmetic around it, so the loops only walk
+# the input (plpgsql expressions) and the rows are inserted set-based at the end.
 # Input: p_streams = [{"stream_id", "expected_version" (int or null), "metadata" (the stream's
 # events share it), "events": [{event_id, type, schema_version, data, unit_id, digest | hash}]}],
 # p_total = the number of events, p_recorded_at = their time. One row per event comes back.
@@ -146,6 +148,8 @@ DECLARE
     v_events jsonb;
     v_hash text;
     v_new boolean;
+    v_count integer := jsonb_array_length(p_streams);
+    v_heads jsonb := '{}';
     v_k integer := 0;
     v_streams integer[];
     v_indexes integer[];
@@ -155,20 +159,28 @@ DECLARE
 BEGIN
     UPDATE event_positions SET last_position = last_position + p_total WHERE id = 1
       RETURNING last_position - p_total INTO v_base;
-    FOR i IN 0 .. jsonb_array_length(p_streams) - 1 LOOP
+    FOR i IN 0 .. v_count - 1 LOOP
         v_stream := p_streams -> i;
         out_stream_id := v_stream ->> 'stream_id';
-        SELECT ev.version, ev.hash INTO out_version, v_hash
-          FROM events AS ev WHERE ev.stream_id = out_stream_id ORDER BY ev.version DESC LIMIT 1;
-        v_new := NOT FOUND;
-        IF v_new THEN
-            out_version := 0;
-            v_hash := repeat('0', 64);
+        IF v_count > 1 AND v_heads ? out_stream_id THEN
+            -- Appended to earlier in this call (its rows go in at the end): its head is here.
+            out_version := (v_heads -> out_stream_id ->> 0)::integer;
+            v_hash := v_heads -> out_stream_id ->> 1;
+            v_new := false;
+        ELSE
+            SELECT ev.version, ev.hash INTO out_version, v_hash
+              FROM events AS ev WHERE ev.stream_id = out_stream_id
+             ORDER BY ev.version DESC LIMIT 1;
+            v_new := NOT FOUND;
+            IF v_new THEN
+                out_version := 0;
+                v_hash := repeat('0', 64);
+            END IF;
         END IF;
         IF (v_stream ->> 'expected_version')::integer <> out_version THEN
             RAISE EXCEPTION USING ERRCODE = 'IC409',
                 MESSAGE = format('stream %s is at version %s', out_stream_id, out_version),
-                DETAIL = out_version::text, HINT = out_stream_id;
+                DETAIL = out_version::text, HINT = i::text;
         END IF;
         v_events := v_stream -> 'events';
         FOR j IN 0 .. jsonb_array_length(v_events) - 1 LOOP
@@ -191,6 +203,10 @@ BEGIN
             v_hashes[v_k] := v_hash;
             RETURN NEXT;
         END LOOP;
+        IF v_count > 1 THEN
+            v_heads := v_heads || jsonb_build_object(out_stream_id,
+                                                     jsonb_build_array(out_version, v_hash));
+        END IF;
     END LOOP;
     IF v_k <> p_total THEN
         RAISE EXCEPTION 'ictc_append: % events given, p_total says %', v_k, p_total;

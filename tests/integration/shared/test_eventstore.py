@@ -103,9 +103,57 @@ async def test_multi_stream_append_is_atomic_when_one_stream_conflicts(
     with pytest.raises(VersionConflictError) as raised:
         await transfer()
     assert raised.value.stream_id == "transfer-target"
+    assert (raised.value.expected, raised.value.actual) == (0, 1)
     assert await count(engine, "events") == before_events
     assert await count(engine, "outbox") == before_outbox
     assert await store.load("transfer-source") == []
+
+
+@pytest.mark.parametrize(("first", "second"), [(0, 2), (None, None), (0, None), (None, 2)])
+async def test_a_stream_appended_to_twice_in_one_transaction_continues_from_the_first_append(
+    store: EventStore, first: int | None, second: int | None
+) -> None:
+    stream, between = f"twice-{first}-{second}", f"between-{first}-{second}"
+    other = Actor("teacher-2", "entry")
+    async with store.transaction() as tx:
+        tx.append(stream, [Counted(amount=1), Counted(amount=2)], expected_version=first)
+        tx.append(between, [Counted(amount=5)], expected_version=0)
+        tx.append(
+            stream, [Counted(amount=3)], expected_version=second, context=AppendContext(other)
+        )
+    loaded = await store.load(stream)
+    assert [(e.version, e.event()) for e in loaded] == [
+        (1, Counted(amount=1)),
+        (2, Counted(amount=2)),
+        (3, Counted(amount=3)),
+    ]
+    assert [e.actor for e in loaded] == [None, None, other]  # each append keeps its context
+    assert verify(loaded) == []
+    # Each append's result is its own share of the stream, in the order they were queued.
+    assert [r.events for r in tx.results] == [
+        tuple(loaded[:2]),
+        tuple(await store.load(between)),
+        tuple(loaded[2:]),
+    ]
+
+
+async def test_a_stale_second_append_to_a_stream_in_one_transaction_conflicts_and_writes_nothing(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    before_events, before_outbox = await count(engine, "events"), await count(engine, "outbox")
+
+    async def append_twice() -> None:
+        async with store.transaction() as tx:
+            tx.append("twice-stale", [Counted(amount=1)], expected_version=0)
+            tx.append("twice-stale", [Counted(amount=2)], expected_version=0)  # at 1 by then
+
+    with pytest.raises(VersionConflictError) as raised:
+        await append_twice()
+    assert (raised.value.stream_id, raised.value.expected, raised.value.actual) == (
+        "twice-stale", 0, 1
+    )  # fmt: skip
+    assert await count(engine, "events") == before_events
+    assert await count(engine, "outbox") == before_outbox
 
 
 async def test_rolled_back_transaction_leaves_neither_events_nor_outbox_rows(
