@@ -53,7 +53,7 @@ from psycopg_pool import AsyncConnectionPool
 from shared.clock import Clock
 from shared.events.base import Event
 from shared.events.envelope import Actor, RecordedEvent, format_time
-from shared.hashchain import GENESIS, CanonicalEnvelope, canonical_text
+from shared.hashchain import GENESIS, CanonicalEnvelope, canonical_text, chain_step
 from shared.schema import VERSION_CONFLICT_SQLSTATE
 
 _APPEND = (
@@ -448,7 +448,7 @@ class EventStore:
                 )
                 if chained is not None:
                     digest = _sha256(event_text.encode()).digest()
-                    chained = _sha256(chained + digest + version.to_bytes(4, "big")).digest()
+                    chained = chain_step(chained, digest, version)
                     hashed = f'"hash":"{chained.hex()}"'
                 elif placeholder is not None and placeholder in event_text:
                     holders.add(id_text)

@@ -137,8 +137,12 @@ def chain(prevhash: str, attributes: Mapping[str, Any], version: int) -> str:
 
 def chain_digest(prevhash: str, digest: bytes, version: int) -> str:
     """Return sha256(prevhash || digest || version as a 4-byte big-endian integer), hex."""
-    payload = bytes.fromhex(prevhash) + digest + version.to_bytes(4, "big", signed=True)
-    return hashlib.sha256(payload).hexdigest()
+    return chain_step(bytes.fromhex(prevhash), digest, version).hex()
+
+
+def chain_step(prevhash: bytes, digest: bytes, version: int) -> bytes:
+    """Return `chain_digest` on raw bytes (for a writer chaining a whole new stream)."""
+    return hashlib.sha256(prevhash + digest + version.to_bytes(4, "big", signed=True)).digest()
 
 
 @dataclass(frozen=True, slots=True)
