@@ -1,10 +1,16 @@
-"""Append function: a new stream's hash chain may come with the request.
+"""Append function: a new stream's hash chain may come with the request; a stream may come twice.
 
 A writer that appends to a stream it expects to be new (expected version 0) knows the chain's start
 (the genesis hash) and the versions (1, 2, ...), so it computes each event's hash itself and sends
 it instead of the event's digest; `ictc_append` takes a given hash only when the stream has no
 event yet, and hashes the digest otherwise (as before). The SHA-256 work leaves the positions row's
-lock: `make bench` measured the ten-event append. Its SQL is frozen here, as in kernel_0003.
+lock: `make bench` measured the ten-event append.
+
+Two appends to one stream queued in one transaction reached `ictc_append` as two entries; the
+second looked its stream's head up in the table, where the first entry's rows were not yet (they
+go in at the end), and failed with a version conflict naming impossible versions. Each entry now
+continues from the head an earlier entry of the same call left; a conflict names the entry by its
+index (HINT) with the version found (DETAIL). Its SQL is frozen here, as in kernel_0003.
 
 Revision ID: kernel_0006
 Revises: kernel_0005
@@ -31,6 +37,8 @@ DECLARE
     v_events jsonb;
     v_hash text;
     v_new boolean;
+    v_count integer := jsonb_array_length(p_streams);
+    v_heads jsonb := '{}';
     v_k integer := 0;
     v_streams integer[];
     v_indexes integer[];
@@ -40,20 +48,28 @@ DECLARE
 BEGIN
     UPDATE event_positions SET last_position = last_position + p_total WHERE id = 1
       RETURNING last_position - p_total INTO v_base;
-    FOR i IN 0 .. jsonb_array_length(p_streams) - 1 LOOP
+    FOR i IN 0 .. v_count - 1 LOOP
         v_stream := p_streams -> i;
         out_stream_id := v_stream ->> 'stream_id';
-        SELECT ev.version, ev.hash INTO out_version, v_hash
-          FROM events AS ev WHERE ev.stream_id = out_stream_id ORDER BY ev.version DESC LIMIT 1;
-        v_new := NOT FOUND;
-        IF v_new THEN
-            out_version := 0;
-            v_hash := repeat('0', 64);
+        IF v_count > 1 AND v_heads ? out_stream_id THEN
+            -- Appended to earlier in this call (its rows go in at the end): its head is here.
+            out_version := (v_heads -> out_stream_id ->> 0)::integer;
+            v_hash := v_heads -> out_stream_id ->> 1;
+            v_new := false;
+        ELSE
+            SELECT ev.version, ev.hash INTO out_version, v_hash
+              FROM events AS ev WHERE ev.stream_id = out_stream_id
+             ORDER BY ev.version DESC LIMIT 1;
+            v_new := NOT FOUND;
+            IF v_new THEN
+                out_version := 0;
+                v_hash := repeat('0', 64);
+            END IF;
         END IF;
         IF (v_stream ->> 'expected_version')::integer <> out_version THEN
             RAISE EXCEPTION USING ERRCODE = 'IC409',
                 MESSAGE = format('stream %s is at version %s', out_stream_id, out_version),
-                DETAIL = out_version::text, HINT = out_stream_id;
+                DETAIL = out_version::text, HINT = i::text;
         END IF;
         v_events := v_stream -> 'events';
         FOR j IN 0 .. jsonb_array_length(v_events) - 1 LOOP
@@ -76,6 +92,10 @@ BEGIN
             v_hashes[v_k] := v_hash;
             RETURN NEXT;
         END LOOP;
+        IF v_count > 1 THEN
+            v_heads := v_heads || jsonb_build_object(out_stream_id,
+                                                     jsonb_build_array(out_version, v_hash));
+        END IF;
     END LOOP;
     IF v_k <> p_total THEN
         RAISE EXCEPTION 'ictc_append: % events given, p_total says %', v_k, p_total;
@@ -174,7 +194,7 @@ $fn$
 
 
 def upgrade() -> None:
-    """Let `ictc_append` take a new stream's hashes from the request."""
+    """Let `ictc_append` take a new stream's hashes from the request, and a stream twice."""
     op.execute(APPEND_FUNCTION)
 
 
