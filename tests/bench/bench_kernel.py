@@ -10,6 +10,8 @@ are dropped at the end):
    to last about `--seconds` a run; then they run in turns, 5 rounds (who goes first alternates),
    and each figure is its side's best run. Ratio ours/theirs, target >= 2.0x; each round's own
    ratio is printed beside it (its two runs are back to back, under one state of the machine).
+   A third side in the same rounds runs our store with its loop left asleep while an append
+   waits (`BusyPoll(budget=0)`, see shared.busypoll; informative: what the polling is worth).
    One more row runs 8 concurrent writers on our store (informative: appends serialise on the
    position row, so this shows what concurrency buys on this machine).
 2. Relay: `--events` events are appended in bulk (informative rate), then `OutboxRelay` drains the
@@ -69,6 +71,7 @@ from psycopg import sql
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.busypoll import BusyPoll
 from shared.clock import SystemClock
 from shared.consumer import ProjectorRunner, decode_record
 from shared.eventstore import EventStore
@@ -323,10 +326,21 @@ async def bench_appends(report: Report, admin_url: str, run_id: str, seconds: fl
     store = await EventStore.open(
         database_url(admin_url, ours_db), source="/bench", clock=SystemClock()
     )
+    # The same store with its loop left to sleep while an append waits (shared.busypoll):
+    # informative, it shows what the polling is worth on this machine.
+    asleep = await EventStore.open(
+        database_url(admin_url, ours_db),
+        source="/bench",
+        clock=SystemClock(),
+        busy_poll=BusyPoll(budget=0),
+    )
     try:
         for per_tx, unit in ((1, "appends/s"), (10, "events/s")):
-            ours_label = f"append  ours           {per_tx:>2} event(s)/tx, 1 writer"
-            theirs_label = f"append  eventsourcing  {per_tx:>2} event(s)/tx, 1 writer"
+            labels = {
+                "ours": f"append  ours           {per_tx:>2} event(s)/tx, 1 writer",
+                "theirs": f"append  eventsourcing  {per_tx:>2} event(s)/tx, 1 writer",
+                "asleep": f"append  ours, loop asleep {per_tx:>2} event(s)/tx (info)",
+            }
 
             async def ours(n: int, per_tx: int = per_tx) -> None:
                 await ours_appends(store, n, per_tx)
@@ -334,15 +348,15 @@ async def bench_appends(report: Report, admin_url: str, run_id: str, seconds: fl
             async def theirs(n: int, per_tx: int = per_tx) -> None:
                 theirs_appends(app, n, per_tx)
 
+            async def ours_asleep(n: int, per_tx: int = per_tx) -> None:
+                await ours_appends(asleep, n, per_tx)
+
             # Sized and warmed up each, then run in turns (ours, theirs, ours, ...), RUNS rounds,
             # so that a slower or faster spell of the machine falls on both sides alike.
-            sizes = {
-                side: await size_run(run, warmup=300, seconds=seconds)
-                for side, run in (("ours", ours), ("theirs", theirs))
-            }
-            side_rates: dict[str, list[float]] = {"ours": [], "theirs": []}
+            sides = (("ours", ours), ("theirs", theirs), ("asleep", ours_asleep))
+            sizes = {side: await size_run(run, warmup=300, seconds=seconds) for side, run in sides}
+            side_rates: dict[str, list[float]] = {side: [] for side, _ in sides}
             memory: dict[str, str] = {}
-            sides = (("ours", ours), ("theirs", theirs))
             for round_ in range(RUNS):
                 # Who goes first alternates, so a machine that speeds up or slows down over a
                 # round favours neither side.
@@ -351,12 +365,13 @@ async def bench_appends(report: Report, admin_url: str, run_id: str, seconds: fl
                     side_rates[side].append(await timed_rate(run, sizes[side]) * per_tx)
                     memory[side] = report.memory.report()
             ours_rate, theirs_rate = max(side_rates["ours"]), max(side_rates["theirs"])
-            for side, label, rate in (
-                ("ours", ours_label, ours_rate),
-                ("theirs", theirs_label, theirs_rate),
-            ):
+            for side, label in labels.items():
                 report.add(
-                    label, rate, unit, _runs(side_rates[side], sizes[side], "tx"), memory[side]
+                    label,
+                    max(side_rates[side]),
+                    unit,
+                    _runs(side_rates[side], sizes[side], "tx"),
+                    memory[side],
                 )
             # Each round's two runs are back to back: their ratio is that round's, under one
             # state of the machine. Printed beside the verdict (informative).
@@ -395,6 +410,7 @@ async def bench_appends(report: Report, admin_url: str, run_id: str, seconds: fl
             await wide.close()
     finally:
         await store.close()
+        await asleep.close()
         app.close()
 
 

@@ -50,11 +50,13 @@ from psycopg.rows import namedtuple_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from shared.busypoll import BusyPoll
 from shared.clock import Clock
 from shared.events.base import Event
 from shared.events.envelope import Actor, RecordedEvent, format_time
 from shared.hashchain import GENESIS, CanonicalEnvelope, canonical_text, chain_step
 from shared.schema import VERSION_CONFLICT_SQLSTATE
+from shared.settings import DatabaseSettings
 
 _APPEND = (
     "SELECT out_version, out_position, out_prevhash, out_hash"
@@ -262,10 +264,19 @@ class EventStore:
     checkout costs more round trips than the append itself.
     """
 
-    def __init__(self, pool: AsyncConnectionPool, *, source: str, clock: Clock) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        *,
+        source: str,
+        clock: Clock,
+        busy_poll: BusyPoll | None = None,
+    ) -> None:
         self.pool = pool
         self.source = source
         self.clock = clock
+        # The loop polls while an append waits for its commit (see shared.busypoll).
+        self.busy_poll = busy_poll if busy_poll is not None else BusyPoll()
         # One idle connection kept out of the pool between calls: a sequential caller (the common
         # case) skips the pool's checkout and return, which cost about as much as the Python side
         # of an append. Only when the pool has another connection for everyone else.
@@ -275,9 +286,19 @@ class EventStore:
 
     @classmethod
     async def open(
-        cls, database_url: str, *, source: str, clock: Clock, max_size: int = 10
+        cls,
+        database_url: str,
+        *,
+        source: str,
+        clock: Clock,
+        max_size: int = 10,
+        busy_poll: BusyPoll | None = None,
+        wait: bool = True,
     ) -> EventStore:
-        """Open a store on `database_url` (SQLAlchemy or libpq spelling) with its own pool."""
+        """Open a store on `database_url` (SQLAlchemy or libpq spelling) with its own pool.
+
+        With `wait` it waits (30 s at most) for the pool's first connection.
+        """
         pool = AsyncConnectionPool(
             libpq_url(database_url),
             min_size=1,
@@ -285,11 +306,26 @@ class EventStore:
             kwargs={"autocommit": True},
             open=False,
         )
-        await pool.open(wait=True, timeout=30)
-        return cls(pool, source=source, clock=clock)
+        await (pool.open(wait=True, timeout=30) if wait else pool.open(wait=False))
+        return cls(pool, source=source, clock=clock, busy_poll=busy_poll)
+
+    @classmethod
+    async def from_settings(
+        cls, settings: DatabaseSettings, *, source: str, clock: Clock
+    ) -> EventStore:
+        """Open a service's store, not waiting for the database (readiness reports it if down)."""
+        return await cls.open(
+            settings.database_url,
+            source=source,
+            clock=clock,
+            max_size=settings.database_pool_size,
+            busy_poll=BusyPoll(budget=settings.database_busy_poll_ms / 1000),
+            wait=False,
+        )
 
     async def close(self) -> None:
         """Close the pool."""
+        await self.busy_poll.close()
         spare, self._spare = self._spare, None
         self._cursors.clear()
         if spare is not None:
@@ -479,6 +515,7 @@ class EventStore:
                 (*params, fill.placeholder, *fill.params),
                 commit=commit,
                 pending=pending,
+                busy_poll=self.busy_poll,
             )
             value = str(written[0][4])
             built = [
@@ -494,7 +531,13 @@ class EventStore:
         else:
             cursor = self._cursor(connection)
             written = await _send(
-                connection, cursor, _APPEND, params, commit=commit, pending=pending
+                connection,
+                cursor,
+                _APPEND,
+                params,
+                commit=commit,
+                pending=pending,
+                busy_poll=self.busy_poll,
             )
         return self._stamp(pending, built, written, now)
 
@@ -697,16 +740,19 @@ async def _send(
     *,
     commit: bool,
     pending: list[_Pending],
+    busy_poll: BusyPoll,
 ) -> list[Any]:
     try:
-        if commit:
-            # The append and COMMIT in one simple query: one round trip (a psycopg pipeline costs
-            # more CPU than it saves). On an error the server skips the COMMIT.
-            client = psycopg.AsyncClientCursor(connection)
-            await client.execute(statement + "; COMMIT", params)
-            return await client.fetchall()
-        await cursor.execute(statement, params, prepare=True)
-        return await cursor.fetchall()
+        # The loop polls while the statement waits for its commit's flush (shared.busypoll).
+        async with busy_poll:
+            if commit:
+                # The append and COMMIT in one simple query: one round trip (a psycopg pipeline
+                # costs more CPU than it saves). On an error the server skips the COMMIT.
+                client = psycopg.AsyncClientCursor(connection)
+                await client.execute(statement + "; COMMIT", params)
+                return await client.fetchall()
+            await cursor.execute(statement, params, prepare=True)
+            return await cursor.fetchall()
     except psycopg.Error as exc:
         raise _translate(exc, pending) from exc
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # shared/src/shared/settings.py → the repository root, when running from the checkout.
@@ -47,6 +48,9 @@ class DatabaseSettings(BaseSettings):
 
     database_url: str
     database_pool_size: int = 10
+    # How long the event store keeps its event loop polling while an append waits for its commit
+    # (shared.busypoll: CPU spent for write latency); 0 turns it off.
+    database_busy_poll_ms: float = Field(default=2.0, ge=0)
 
 
 class KafkaSettings(BaseSettings):

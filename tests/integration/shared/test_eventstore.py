@@ -17,6 +17,7 @@ from shared.clock import FixedClock
 from shared.events.envelope import Actor, RecordedEvent
 from shared.eventstore import AppendContext, EventStore, VersionConflictError
 from shared.hashchain import GENESIS, chain, chain_digest, verify
+from shared.settings import DatabaseSettings
 from tests.conftest import DatabaseFactory
 from tests.integration.shared.kit import Counted, prepare
 
@@ -340,3 +341,38 @@ async def test_snapshots_bound_the_replay_and_give_the_same_state(
     assert (version, state) == (251, {"total": sum(range(1, 251)) + 1000})
     assert seen == [251]  # only the tail after the snapshot was replayed
     assert await store.latest_snapshot("long", kind="total-v2") is None
+
+
+async def test_an_append_keeps_the_loop_polling_while_it_waits_for_its_commit(
+    store: EventStore,
+) -> None:
+    before = store.busy_poll.turns
+    await store.append("poll-1", [Counted(amount=1)], expected_version=0)
+    await store.busy_poll.close()  # ends the lingering poller, which counts its turns
+    assert store.busy_poll.turns > before
+
+
+async def test_a_services_store_takes_its_polling_budget_from_the_settings(
+    engine: AsyncEngine, fresh_database: DatabaseFactory
+) -> None:
+    url = fresh_database("eventstore")
+    polling = await EventStore.from_settings(
+        DatabaseSettings(database_url=url, database_pool_size=2, database_busy_poll_ms=5),
+        source="/tests",
+        clock=FixedClock(T0),
+    )
+    quiet = await EventStore.from_settings(
+        DatabaseSettings(database_url=url, database_busy_poll_ms=0),
+        source="/tests",
+        clock=FixedClock(T0),
+    )
+    try:
+        assert polling.busy_poll.budget == 0.005
+        assert polling.pool.max_size == 2
+        await quiet.append("poll-2", [Counted(amount=1)], expected_version=0)
+        assert not quiet.busy_poll.polling()
+        assert quiet.busy_poll.turns == 0
+        assert (await polling.load("poll-2"))[0].event() == Counted(amount=1)
+    finally:
+        await polling.close()
+        await quiet.close()

@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
-from psycopg_pool import AsyncConnectionPool
 
 from compliance import projector
 from compliance.api import install_domain_problems, router
@@ -29,7 +28,7 @@ from shared.auth import TokenVerifier, use_token_verifier
 from shared.clock import Clock, clock_from_env
 from shared.consumer import Projection
 from shared.db import create_engine, session_factory
-from shared.eventstore import EventStore, libpq_url
+from shared.eventstore import EventStore
 from shared.web import create_service_app, open_infrastructure
 
 DESCRIPTION = "Owns campaigns, windows, deadline extensions and the public compliance reports."
@@ -38,15 +37,7 @@ SOURCE = "/ictcadastre/compliance"
 
 async def open_store(settings: Settings, clock: Clock) -> EventStore:
     """Open the event store without waiting for the database (readiness reports it if down)."""
-    pool = AsyncConnectionPool(
-        libpq_url(settings.database_url),
-        min_size=1,
-        max_size=settings.database_pool_size,
-        kwargs={"autocommit": True},
-        open=False,
-    )
-    await pool.open(wait=False)
-    return EventStore(pool, source=SOURCE, clock=clock)
+    return await EventStore.from_settings(settings, source=SOURCE, clock=clock)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:

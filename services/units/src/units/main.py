@@ -18,14 +18,13 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
-from psycopg_pool import AsyncConnectionPool
 
 from shared import authz
 from shared.auth import TokenVerifier, use_token_verifier
 from shared.clock import Clock, clock_from_env
 from shared.consumer import Projection
 from shared.db import session_factory
-from shared.eventstore import EventStore, libpq_url
+from shared.eventstore import EventStore
 from shared.web import create_service_app, open_infrastructure
 from shared.worker import worker_main
 from units import projector
@@ -39,15 +38,7 @@ SOURCE = "/ictcadastre/units"
 
 async def open_store(settings: Settings, clock: Clock) -> EventStore:
     """Open the event store without waiting for the database (readiness reports it if down)."""
-    pool = AsyncConnectionPool(
-        libpq_url(settings.database_url),
-        min_size=1,
-        max_size=settings.database_pool_size,
-        kwargs={"autocommit": True},
-        open=False,
-    )
-    await pool.open(wait=False)
-    return EventStore(pool, source=SOURCE, clock=clock)
+    return await EventStore.from_settings(settings, source=SOURCE, clock=clock)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
