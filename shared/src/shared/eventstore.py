@@ -237,7 +237,12 @@ class StoreTransaction:
         expected_version: int | None,
         context: AppendContext | None = None,
     ) -> None:
-        """Queue `events` for `stream_id`; they are written together with the others at flush."""
+        """Queue `events` for `stream_id`; they are written together with the others at flush.
+
+        Without events it is a version check: the flush fails with `VersionConflictError` unless
+        the stream is at `expected_version`, and (checked under the log's position lock, which
+        the transaction then holds) it stays there until commit. Not with `fill_in`'s flush.
+        """
         self._pending.append(
             _Pending(str(stream_id), expected_version, list(events), context or AppendContext())
         )
@@ -245,13 +250,17 @@ class StoreTransaction:
     async def flush(self) -> list[AppendResult]:
         """Write every queued append in one call; raise `VersionConflictError` on a conflict."""
         pending, self._pending = self._pending, []
-        pending = [p for p in pending if p.events]
+        pending = [p for p in pending if p.events or p.expected_version is not None]
         if not pending:
             return []
         commit = self._commit_on_flush
         if self.committed:
             raise RuntimeError("the transaction was committed with an earlier flush")
         fill, self._fill = self._fill, None
+        if fill is not None and not all(item.events for item in pending):
+            # ictc_append_filled rebuilds each stream's events with jsonb_agg, which spells an
+            # empty list as null: a version check goes in a flush of its own.
+            raise ValueError("a version check (an append without events) in fill_in's flush")
         results = await self._store._write(self.connection, pending, commit=commit, fill=fill)
         self.committed = commit
         self.results.extend(results)
@@ -560,7 +569,9 @@ class EventStore:
             results.append(
                 AppendResult(
                     item.stream_id,
-                    rows[-1][0],
+                    # A version check writes no row: the stream is where it was expected
+                    # (an append without events and without an expected version is not sent).
+                    rows[-1][0] if rows else item.expected_version or 0,
                     tuple(row[1] for row in rows),
                     partial(_recorded, self.source, item, batch, rows, now),
                 )

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import FixedClock
 from shared.events.envelope import Actor, RecordedEvent
-from shared.eventstore import AppendContext, EventStore, VersionConflictError
+from shared.eventstore import AppendContext, EventStore, Fill, VersionConflictError
 from shared.hashchain import GENESIS, chain, chain_digest, verify
 from shared.settings import DatabaseSettings
 from tests.conftest import DatabaseFactory
@@ -155,6 +155,88 @@ async def test_a_stale_second_append_to_a_stream_in_one_transaction_conflicts_an
     )  # fmt: skip
     assert await count(engine, "events") == before_events
     assert await count(engine, "outbox") == before_outbox
+
+
+async def test_an_append_without_events_in_a_transaction_checks_the_version_and_writes_nothing(
+    store: EventStore, engine: AsyncEngine
+) -> None:
+    await store.append("checked", [Counted(amount=1)], expected_version=0)
+    last = await store.last_position()
+    async with store.transaction() as tx:
+        tx.append("checked", [], expected_version=1)
+        tx.append("written-beside-a-check", [Counted(amount=2)], expected_version=0)
+    checked, written = tx.results
+    assert (checked.stream_id, checked.version, checked.positions, checked.events) == (
+        "checked", 1, (), ()
+    )  # fmt: skip
+    assert written.positions == (last + 1,)  # the check took no position
+    assert len(await store.load("checked")) == 1
+
+
+@pytest.mark.parametrize("with_events_beside", [True, False])
+async def test_a_failed_version_check_in_a_transaction_conflicts_and_writes_nothing(
+    store: EventStore, engine: AsyncEngine, with_events_beside: bool
+) -> None:
+    stream = f"check-fails-{with_events_beside}"
+    await store.append(stream, [Counted(amount=1)], expected_version=0)
+    before_events, before_outbox = await count(engine, "events"), await count(engine, "outbox")
+
+    async def check_stale() -> None:
+        async with store.transaction() as tx:
+            if with_events_beside:
+                tx.append(f"{stream}-beside", [Counted(amount=2)], expected_version=0)
+            tx.append(stream, [], expected_version=0)  # at 1
+
+    with pytest.raises(VersionConflictError) as raised:
+        await check_stale()
+    assert (raised.value.stream_id, raised.value.expected, raised.value.actual) == (stream, 0, 1)
+    assert await count(engine, "events") == before_events
+    assert await count(engine, "outbox") == before_outbox
+
+
+async def test_a_version_check_after_an_append_to_the_same_stream_sees_that_append(
+    store: EventStore,
+) -> None:
+    async with store.transaction() as tx:
+        tx.append("check-after", [Counted(amount=1), Counted(amount=2)], expected_version=0)
+        tx.append("check-after", [], expected_version=2)
+    assert [r.version for r in tx.results] == [2, 2]
+
+    async def append_then_check_stale() -> None:
+        async with store.transaction() as tx:
+            tx.append("check-after", [Counted(amount=3)], expected_version=2)
+            tx.append("check-after", [], expected_version=2)  # at 3 by then
+
+    with pytest.raises(VersionConflictError) as raised:
+        await append_then_check_stale()
+    assert (raised.value.expected, raised.value.actual) == (2, 3)
+
+
+async def test_a_passed_version_check_holds_until_the_transaction_commits(
+    store: EventStore,
+) -> None:
+    await store.append("held", [Counted(amount=1)], expected_version=0)
+    async with store.transaction() as tx:
+        tx.append("held", [], expected_version=1)
+        await tx.flush()
+        # Another writer's append to the stream waits for this transaction: what was checked
+        # stays true until commit.
+        other = asyncio.create_task(store.append("held", [Counted(amount=2)], expected_version=1))
+        await asyncio.sleep(0.3)
+        assert not other.done()
+    assert (await other).version == 2
+
+
+async def test_a_version_check_cannot_share_a_flush_with_fill_in(store: EventStore) -> None:
+    async def fill_and_check() -> None:
+        async with store.transaction() as tx:
+            tx.fill_in(Fill("@value:x", "'1'", ()))
+            tx.append("fill-and-check", [Counted(amount=1)], expected_version=0)
+            tx.append("checked", [], expected_version=1)
+
+    with pytest.raises(ValueError, match="version check"):
+        await fill_and_check()
+    assert await store.load("fill-and-check") == []
 
 
 async def test_rolled_back_transaction_leaves_neither_events_nor_outbox_rows(
