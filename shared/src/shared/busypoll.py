@@ -48,7 +48,9 @@ class BusyPoll:
         loop = asyncio.get_running_loop()
         self._in_flight += 1
         self._deadline = loop.time() + self.budget
-        if self._task is None:
+        task = self._task
+        # A poller left behind by another loop (one closed before it ended) is replaced.
+        if task is None or task.get_loop() is not loop:
             self._task = loop.create_task(self._poll(loop), name="busy-poll")
 
     async def __aexit__(
@@ -66,7 +68,7 @@ class BusyPoll:
     async def close(self) -> None:
         """Stop the poller now (it would stop by itself within `budget`)."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
             task.cancel()
             await asyncio.wait([task])
 

@@ -88,3 +88,25 @@ async def test_a_zero_budget_turns_it_off() -> None:
         assert not poll.polling()
         await _answer_after(0.002)
     assert poll.turns == 0
+
+
+def test_a_poller_left_by_a_closed_loop_is_replaced_in_the_next() -> None:
+    poll = BusyPoll(budget=10.0, linger=10.0)
+
+    async def wait_briefly() -> int:
+        async with poll:
+            await _answer_after(0.002)
+        return poll.turns
+
+    first = asyncio.new_event_loop()
+    first.run_until_complete(wait_briefly())
+    first.close()  # its poller never ended: the loop closed under it
+    assert poll.polling()
+
+    async def in_a_new_loop() -> None:
+        async with poll:
+            await _answer_after(0.005)
+        await poll.close()
+
+    asyncio.run(in_a_new_loop())
+    assert poll.turns > 50
