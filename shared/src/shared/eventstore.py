@@ -17,6 +17,7 @@ Usage::
 Notes:
 - `expected_version=0` means "the stream must not exist yet"; `None` means "whatever it is now" (the
   unique key still makes a concurrent append of the same version fail rather than fork the stream).
+  Inside `transaction()`, an append without events is a version check that holds until commit.
 - Positions are gap-free and follow commit order: they are taken from the single row of
   `event_positions`, whose lock is held until commit, so a later position never commits first. The
   whole write (positions, version check, hash chain, events, outbox) is one call of the server-side
