@@ -323,16 +323,25 @@ class EventStore:
 
     @classmethod
     async def from_settings(
-        cls, settings: DatabaseSettings, *, source: str, clock: Clock
+        cls,
+        settings: DatabaseSettings,
+        *,
+        source: str,
+        clock: Clock,
+        max_size: int | None = None,
+        wait: bool = False,
     ) -> EventStore:
-        """Open a service's store, not waiting for the database (readiness reports it if down)."""
+        """Open a service's store as its settings say (pool size unless `max_size`, busy poll).
+
+        By default it does not wait for the database (an API's readiness reports it if down).
+        """
         return await cls.open(
             settings.database_url,
             source=source,
             clock=clock,
-            max_size=settings.database_pool_size,
+            max_size=settings.database_pool_size if max_size is None else max_size,
             busy_poll=BusyPoll(budget=settings.database_busy_poll_ms / 1000),
-            wait=False,
+            wait=wait,
         )
 
     async def close(self) -> None:

@@ -447,10 +447,13 @@ async def test_a_services_store_takes_its_polling_budget_from_the_settings(
         DatabaseSettings(database_url=url, database_busy_poll_ms=0),
         source="/tests",
         clock=FixedClock(T0),
+        max_size=3,  # a caller's own pool size wins over the settings'
+        wait=True,
     )
     try:
         assert polling.busy_poll.budget == 0.005
         assert polling.pool.max_size == 2
+        assert quiet.pool.max_size == 3
         await quiet.append("poll-2", [Counted(amount=1)], expected_version=0)
         assert not quiet.busy_poll.polling()
         assert quiet.busy_poll.turns == 0

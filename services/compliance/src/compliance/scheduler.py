@@ -299,8 +299,8 @@ class SchedulerResources:
         """Return the scheduler, opening its connections on first use."""
         async with self._lock:
             if self._scheduler is None:
-                self._store = await EventStore.open(
-                    self.settings.database_url, source=SOURCE, clock=self.clock, max_size=4
+                self._store = await EventStore.from_settings(
+                    self.settings, source=SOURCE, clock=self.clock, max_size=4, wait=True
                 )
                 self._engine = create_engine(self.settings.database_url, pool_size=2)
                 self._scheduler = ReminderScheduler(

@@ -283,7 +283,7 @@ async def run_seed(
     """Open the database and the event store of `settings`, seed, and close them."""
     clock = SystemClock()
     engine = create_engine(settings.database_url, pool_size=2)
-    store = await EventStore.open(settings.database_url, source=UNITS_SOURCE, clock=clock)
+    store = await EventStore.from_settings(settings, source=UNITS_SOURCE, clock=clock, wait=True)
     try:
         return await seed(engine=engine, store=store, clock=clock, file=file, limit=limit)
     finally:
